@@ -1,0 +1,103 @@
+"""Configuration: defaults for the embedded setup, overridden by a YAML file and the CLI."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+GiB = 1 << 30
+DEFAULT_QUOTA = 10 * 10**9  # 10 GB, as the issue states it (decimal, like Dropbox/Nextcloud quotas)
+MAX_FILE_SIZE = 10 * 10**9
+
+
+@dataclass
+class Config:
+    """Everything the app factory needs; three URLs pick the concrete parts (DESIGN.md §1)."""
+
+    data_dir: Path = Path("davdrive-data")
+    database_url: str = ""  # default: sqlite:///<data_dir>/davdrive.db
+    blocks_url: str = ""  # default: file://<data_dir>/blocks
+    bus_url: str = "memory://"
+    master_key_file: str = ""  # default: <data_dir>/master.key
+    host: str = "0.0.0.0"
+    port: int = 8080
+    threads: int = 64
+    tls_cert: str = ""
+    tls_key: str = ""
+    default_quota: int = DEFAULT_QUOTA
+    max_file_size: int = MAX_FILE_SIZE
+    zstd_level: int = 1
+    pipeline_threads: int = 2
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> Config:
+        """Fill the URL defaults that depend on the data directory."""
+        data = Path(self.data_dir).expanduser().absolute()
+        c = Config(**{f.name: getattr(self, f.name) for f in fields(self)})
+        c.data_dir = data
+        c.database_url = self.database_url or f"sqlite:///{data / 'davdrive.db'}"
+        c.blocks_url = self.blocks_url or f"file://{data / 'blocks'}"
+        c.master_key_file = self.master_key_file or str(data / "master.key")
+        return c
+
+
+def parse_size(value: str | int) -> int:
+    """Parse '10GB', '512MiB', '1000' into bytes."""
+    if isinstance(value, int):
+        return value
+    s = value.strip().upper().replace(" ", "")
+    units = {
+        "KIB": 1 << 10,
+        "MIB": 1 << 20,
+        "GIB": 1 << 30,
+        "TIB": 1 << 40,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+        "K": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+        "B": 1,
+    }
+    for unit, mult in units.items():
+        if s.endswith(unit):
+            number = s[: -len(unit)]
+            try:
+                return int(float(number) * mult)
+            except ValueError:
+                break
+    try:
+        return int(s)
+    except ValueError:
+        raise ValueError(f"not a size: {value!r} (try 10GB, 512MiB or a byte count)") from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
+    """Read a YAML config file (optional) and apply non-None overrides; return it resolved."""
+    values: dict[str, Any] = {}
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: the config must be a mapping")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name for f in fields(Config)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+    for key in ("default_quota", "max_file_size"):
+        if key in values:
+            values[key] = parse_size(values[key])
+    if "data_dir" in values:
+        values["data_dir"] = Path(values["data_dir"])
+    if os.environ.get("DAVDRIVE_DATABASE_URL") and "database_url" not in values:
+        values["database_url"] = os.environ["DAVDRIVE_DATABASE_URL"]
+    return Config(**values).resolved()

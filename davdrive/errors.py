@@ -1,0 +1,84 @@
+"""One exception tree for the whole core; each adapter maps it to HTTP once."""
+
+from __future__ import annotations
+
+
+class DriveError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    code = "internal"
+
+    def __init__(self, message: str = "", **details: object) -> None:
+        super().__init__(message or self.code)
+        self.message = message or self.code
+        self.details = details
+
+
+class BadRequest(DriveError):
+    """The input is malformed (bad path, bad name, bad parameter)."""
+
+    code = "bad_request"
+
+
+class NotAuthenticated(DriveError):
+    code = "not_authenticated"
+
+
+class PermissionDenied(DriveError):
+    code = "permission_denied"
+
+
+class NotFound(DriveError):
+    code = "not_found"
+
+
+class ParentNotFound(NotFound):
+    """The parent folder of a path to create does not exist (WebDAV 409)."""
+
+    code = "parent_not_found"
+
+
+class AlreadyExists(DriveError):
+    code = "already_exists"
+
+
+class Conflict(DriveError):
+    """The request conflicts with the current state (e.g. move into itself, file in the way)."""
+
+    code = "conflict"
+
+
+class PreconditionFailed(DriveError):
+    """An expected version (ETag / base revision) is not the current one."""
+
+    code = "precondition_failed"
+
+
+class Locked(DriveError):
+    code = "locked"
+
+
+class FileTooLarge(DriveError):
+    code = "file_too_large"
+
+
+class QuotaExceeded(DriveError):
+    code = "quota_exceeded"
+
+
+class InsufficientStorage(DriveError):
+    """The storage backend is out of space (disk full)."""
+
+    code = "insufficient_storage"
+
+
+class IntegrityError(DriveError):
+    """A stored block failed authentication or its id check: wrong bytes are never returned."""
+
+    code = "integrity_error"
+
+
+class IncompleteUpload(DriveError):
+    """Fewer (or more) bytes arrived than the client announced."""
+
+    code = "incomplete_upload"

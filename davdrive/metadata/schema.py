@@ -1,0 +1,199 @@
+"""Tables. Names follow DESIGN.md §3; every mutation appends a ``change`` row in its transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stable constraint names so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT primary keys autoincrement on PostgreSQL; on SQLite only INTEGER PRIMARY KEY does.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    quota_bytes: Mapped[int] = mapped_column(BigInteger)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Per-account data key, wrapped by the master key named in wrap_key_id.
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    wrap_key_id: Mapped[str] = mapped_column(String(32))
+    data_key_id: Mapped[int] = mapped_column(Integer, default=1)
+    # Per-account journal sequence: bumped (row lock) by every mutation, so change ids are
+    # gap-free and in commit order within an account.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    root_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Device(Base):
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    app_password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    push_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    last_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Node(Base):
+    """A file or folder. A trashed subtree keeps its shape; only its top carries trashed_at."""
+
+    __tablename__ = "node"
+    __table_args__ = (
+        # Live names are unique per folder; trashed nodes may share a name with a live one.
+        Index(
+            "uq_node_live_name",
+            "parent_id",
+            "name",
+            unique=True,
+            sqlite_where=text("trashed_at IS NULL"),
+            postgresql_where=text("trashed_at IS NULL"),
+        ),
+        Index("ix_node_user_trashed", "user_id", "trashed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("node.id", ondelete="CASCADE"), nullable=True
+    )
+    name: Mapped[str] = mapped_column(String(1024))
+    is_dir: Mapped[bool] = mapped_column(Boolean)
+    current_version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="ok")  # ok | pending
+    mtime: Mapped[float] = mapped_column(Float)  # folders; files take the version's mtime
+    created_at: Mapped[float] = mapped_column(Float)
+    trashed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    trashed_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class FileVersion(Base):
+    """Immutable once written: a revision of a file's content."""
+
+    __tablename__ = "file_version"
+    __table_args__ = (Index("ix_file_version_node", "node_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the whole content
+    mtime: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    author_user_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    author_device_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class Block(Base):
+    """A stored block of one account (dedup scope), addressed in the backend by object_key."""
+
+    __tablename__ = "block"
+    __table_args__ = (UniqueConstraint("user_id", "hash", name="uq_block_user_hash"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    hash: Mapped[str] = mapped_column(String(64))  # BLAKE3-256 hex of the plaintext
+    object_key: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256(mac key, hash) hex
+    raw_size: Mapped[int] = mapped_column(Integer)
+    stored_size: Mapped[int] = mapped_column(Integer)
+    tier: Mapped[str] = mapped_column(String(16), default="hot")
+    created_at: Mapped[float] = mapped_column(Float)
+    last_access: Mapped[float] = mapped_column(Float)
+
+
+class VersionBlock(Base):
+    """The ordered block list of a version; ``offset`` lets a reader seek by bisection."""
+
+    __tablename__ = "version_block"
+    __table_args__ = (Index("ix_version_block_block", "block_id"),)
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("file_version.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_id: Mapped[int] = mapped_column(ForeignKey("block.id"))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class Change(Base):
+    """The journal: (user_id, seq) is the cursor, gap-free and in commit order per account."""
+
+    __tablename__ = "change"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    node_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    from_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    version_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    device_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    is_dir: Mapped[bool] = mapped_column(Boolean, default=False)
+    at: Mapped[float] = mapped_column(Float)
+
+
+class DeadProperty(Base):
+    """WebDAV dead properties, keyed by node id (so MOVE needs no property work)."""
+
+    __tablename__ = "dead_property"
+
+    node_id: Mapped[int] = mapped_column(
+        ForeignKey("node.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)  # Clark notation {ns}local
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DavLock(Base):
+    """WebDAV locks, shared by every server process; keyed by ref-URL as WsgiDAV expects."""
+
+    __tablename__ = "dav_lock"
+
+    token: Mapped[str] = mapped_column(String(128), primary_key=True)
+    root: Mapped[str] = mapped_column(Text, index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16))
+    depth: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[bytes] = mapped_column(LargeBinary)
+    principal: Mapped[str] = mapped_column(String(128))
+    timeout: Mapped[float] = mapped_column(Float)
+    expire: Mapped[float] = mapped_column(Float, index=True)

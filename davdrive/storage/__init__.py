@@ -1,0 +1,5 @@
+"""Block storage backends: one small interface (DESIGN.md §2), local directory and memory."""
+
+from davdrive.storage.base import BlockBackend, ObjectInfo, open_backend
+
+__all__ = ["BlockBackend", "ObjectInfo", "open_backend"]

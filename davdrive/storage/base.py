@@ -1,0 +1,64 @@
+"""The backend interface every block store (local, memory, later S3/replicated/cold) implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    mtime: float
+
+
+class BlockBackend(abc.ABC):
+    """Opaque objects addressed by a hex key. ``put`` is durable when it returns."""
+
+    tier: str = "hot"
+
+    @abc.abstractmethod
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` durably; storing the same key again replaces it atomically."""
+
+    @abc.abstractmethod
+    def get(self, key: str) -> bytes:
+        """Return the object; raise ``davdrive.errors.NotFound`` when it is missing."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; a missing key is not an error."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abc.abstractmethod
+    def list(self) -> Iterator[ObjectInfo]:
+        """Every stored object (used by fsck and garbage collection)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+def check_key(key: str) -> str:
+    """Keys are lowercase hex (HMAC-SHA256 digests): anything else is a bug or an attack."""
+    if not key or len(key) > 128 or any(c not in "0123456789abcdef" for c in key):
+        raise ValueError(f"invalid object key {key!r}")
+    return key
+
+
+def open_backend(url: str) -> BlockBackend:
+    """Build a backend from ``file:///path`` or ``memory://``."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        from davdrive.storage.local import LocalBackend
+
+        return LocalBackend(parsed.path)
+    if parsed.scheme == "memory":
+        from davdrive.storage.memory import MemoryBackend
+
+        return MemoryBackend()
+    raise ValueError(f"unsupported blocks_url {url!r} (use file:///path or memory://)")
