@@ -1,0 +1,69 @@
+"""Value objects the drive service hands to adapters (immutable snapshots, no DB session)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who acts: an account, optionally through one of its devices."""
+
+    user_id: int
+    login: str
+    device_id: int | None = None
+    is_admin: bool = False
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A file or folder as of one read. ``path`` is account-relative: "/" or "/a/b.txt"."""
+
+    id: int
+    owner_id: int
+    parent_id: int | None
+    name: str
+    path: str
+    is_dir: bool
+    size: int
+    content_hash: str | None  # SHA-256 hex of the current version (files)
+    version_id: int | None  # current version (files)
+    etag: str  # strong, unquoted; changes with every new version
+    mtime: float  # seconds since the epoch
+    created: float
+    status: str  # "ok" or "pending" (resumable upload in progress)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    node_id: int
+    size: int
+    content_hash: str
+    mtime: float
+    created: float
+    author_user_id: int | None
+    author_device_id: int | None
+    pinned: bool
+    label: str | None
+    is_current: bool
+
+
+@dataclass(frozen=True)
+class Usage:
+    used: int
+    quota: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.quota - self.used)
+
+
+@dataclass(frozen=True)
+class TrashItem:
+    id: int  # node id of the trashed top node
+    name: str
+    path: str  # where it was
+    is_dir: bool
+    size: int  # logical size of the subtree
+    trashed_at: float
