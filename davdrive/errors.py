@@ -82,3 +82,9 @@ class IncompleteUpload(DriveError):
     """Fewer (or more) bytes arrived than the client announced."""
 
     code = "incomplete_upload"
+
+
+class TooManyRequests(DriveError):
+    """Rate limited (e.g. repeated failed logins); ``retry_after`` seconds in details."""
+
+    code = "too_many_requests"

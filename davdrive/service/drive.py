@@ -12,6 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
+from davdrive.blockstore.keys import KeyRing
+from davdrive.blockstore.store import BlockStore
+from davdrive.config import DEFAULT_QUOTA, MAX_FILE_SIZE
+from davdrive.metadata.db import Database
 from davdrive.service.types import NodeInfo, Principal, TrashItem, Usage, VersionInfo
 
 
@@ -43,6 +47,17 @@ class Upload:
 
 class Drive:
     """Tree operations, versions, quota, trash, dead properties, journal, fsck."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: BlockStore,
+        keyring: KeyRing,
+        *,
+        default_quota: int = DEFAULT_QUOTA,
+        max_file_size: int = MAX_FILE_SIZE,
+    ) -> None:
+        raise NotImplementedError
 
     # -- accounts (password hashing lives in service/auth.py, which calls these) --------------
     def create_account(
