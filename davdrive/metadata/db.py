@@ -1,4 +1,4 @@
-"""Engine and sessions: SQLite (WAL, busy timeout, foreign keys, serialised writers) or PostgreSQL."""
+"""Engine and sessions: SQLite (WAL, busy timeout, foreign keys, one writer) or PostgreSQL."""
 
 from __future__ import annotations
 

@@ -2,21 +2,63 @@
 
 Paths are account-relative strings ("/", "/docs/a.txt"), already URL-decoded. Every call takes
 the acting ``Principal`` and checks permission in ``_authorize`` (owners only today; shares slot
-in there). Every mutation is one short transaction that bumps the account's journal sequence
-(a row lock that also serialises the account's writers) and appends its ``change`` row.
+in there). Every mutation is one short transaction that locks the account row (serialising the
+account's writers on SQLite and PostgreSQL alike), bumps its journal sequence and appends its
+``change`` rows.
 """
 
 from __future__ import annotations
 
-# Implementation in progress: the signatures and docstrings below are the contract.
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
-from davdrive.blockstore.keys import KeyRing
-from davdrive.blockstore.store import BlockStore
+from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from davdrive.blockstore.keys import AccountKeys, KeyRing, new_data_key
+from davdrive.blockstore.store import BlockStore, IngestResult
 from davdrive.config import DEFAULT_QUOTA, MAX_FILE_SIZE
+from davdrive.errors import (
+    AlreadyExists,
+    BadRequest,
+    Conflict,
+    FileTooLarge,
+    IncompleteUpload,
+    NotFound,
+    ParentNotFound,
+    PermissionDenied,
+    PreconditionFailed,
+    QuotaExceeded,
+)
 from davdrive.metadata.db import Database
+from davdrive.metadata.schema import (
+    Block,
+    Change,
+    DeadProperty,
+    FileVersion,
+    Node,
+    User,
+    VersionBlock,
+)
+from davdrive.metadata.upsert import insert_ignore
+from davdrive.service.paths import check_name, join, parent_and_name, split_path
 from davdrive.service.types import NodeInfo, Principal, TrashItem, Usage, VersionInfo
+
+IN_BATCH = 500  # bound for IN (...) lists
+
+
+def _etag(node: Node) -> str:
+    if node.is_dir:
+        return f"d{node.id:x}-{int(node.mtime * 1000):x}"
+    if node.current_version_id is None:
+        return f"p{node.id:x}"
+    return f"{node.id:x}-{node.current_version_id:x}"
+
+
+def _key_context(user_id: int) -> bytes:
+    return b"davdrive account data key:%d" % user_id
 
 
 class Upload:
@@ -26,9 +68,48 @@ class Upload:
     ``QuotaExceeded`` as soon as the bytes received pass the limits known at ``begin_upload``.
     """
 
-    received: int
+    def __init__(
+        self,
+        drive: Drive,
+        p: Principal,
+        owner_id: int,
+        path: str,
+        *,
+        expected_etag: str | None,
+        create_only: bool,
+        max_bytes: int,
+        quota_headroom: int,
+    ) -> None:
+        self._drive = drive
+        self._p = p
+        self._owner_id = owner_id
+        self.path = path
+        self._expected_etag = expected_etag
+        self._create_only = create_only
+        self._max_bytes = max_bytes
+        self._quota_headroom = quota_headroom
+        self.received = 0
+        self._done = False
+        self._ingest = drive.store.ingest(
+            drive._account_keys(owner_id), known=lambda h: drive._has_block(owner_id, h)
+        )
 
-    def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next piece of the body."""
+        if self._done:
+            raise BadRequest("upload already finished")
+        self.received += len(data)
+        if self.received > self._max_bytes:
+            self.abort()
+            raise FileTooLarge(f"file is larger than {self._max_bytes} bytes")
+        if self.received > self._quota_headroom:
+            self.abort()
+            raise QuotaExceeded("quota exceeded")
+        try:
+            self._ingest.write(data)
+        except BaseException:
+            self.abort()
+            raise
 
     def commit(self, *, mtime: float | None = None, expected_size: int | None = None) -> NodeInfo:
         """Make the new version current in one transaction.
@@ -39,10 +120,34 @@ class Upload:
         ``QuotaExceeded`` (atomic check), ``Conflict`` if a folder now stands at the path.
         Blocks written by an upload that does not commit stay as orphans for GC.
         """
-        raise NotImplementedError
+        if self._done:
+            raise BadRequest("upload already finished")
+        if expected_size is not None and expected_size != self.received:
+            self.abort()
+            raise IncompleteUpload(
+                f"received {self.received} of {expected_size} bytes; nothing was saved"
+            )
+        try:
+            result = self._ingest.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return self._drive._commit_version(
+            self._p,
+            self._owner_id,
+            self.path,
+            result,
+            mtime=mtime,
+            expected_etag=self._expected_etag,
+            create_only=self._create_only,
+        )
 
     def abort(self) -> None:
         """Discard the upload; idempotent."""
+        if not self._done:
+            self._done = True
+            self._ingest.abort()
 
 
 class Drive:
@@ -57,38 +162,293 @@ class Drive:
         default_quota: int = DEFAULT_QUOTA,
         max_file_size: int = MAX_FILE_SIZE,
     ) -> None:
-        raise NotImplementedError
+        self.db = db
+        self.store = store
+        self.keyring = keyring
+        self.default_quota = default_quota
+        self.max_file_size = max_file_size
+        # Immutable per-account facts (derived keys, root id) may be cached safely.
+        self._keys: dict[int, AccountKeys] = {}
+        self._roots: dict[int, int] = {}
+        self._cache_lock = threading.Lock()
+        self._listeners: list = []
 
-    # -- accounts (password hashing lives in service/auth.py, which calls these) --------------
+    # -- accounts ---------------------------------------------------------------------------------
     def create_account(
         self, login: str, password_hash: str, *, quota: int | None = None, is_admin: bool = False
     ) -> Principal:
         """Create a user with a wrapped data key and an empty root folder. ``AlreadyExists``."""
-        raise NotImplementedError
+        now = time.time()
+        with self.db.write() as s:
+            if s.scalar(select(User.id).where(User.login == login)) is not None:
+                raise AlreadyExists(f"user {login!r} exists")
+            user = User(
+                login=login,
+                password_hash=password_hash,
+                is_admin=is_admin,
+                quota_bytes=self.default_quota if quota is None else quota,
+                used_bytes=0,
+                wrapped_key=b"",
+                wrap_key_id="",
+                data_key_id=1,
+                change_seq=0,
+                created_at=now,
+            )
+            s.add(user)
+            s.flush()
+            key_id, wrapped = self.keyring.wrap(new_data_key(), _key_context(user.id))
+            user.wrap_key_id, user.wrapped_key = key_id, wrapped
+            root = Node(
+                user_id=user.id, parent_id=None, name="", is_dir=True, mtime=now, created_at=now
+            )
+            s.add(root)
+            s.flush()
+            user.root_id = root.id
+            return Principal(user.id, login, None, is_admin)
 
     def delete_account(self, user_id: int) -> None:
         """Remove a user and all its metadata (its blocks become orphans for GC)."""
-        raise NotImplementedError
+        with self.db.write() as s:
+            versions = select(FileVersion.id).where(FileVersion.user_id == user_id)
+            s.execute(delete(VersionBlock).where(VersionBlock.version_id.in_(versions)))
+            s.execute(delete(User).where(User.id == user_id))
+        with self._cache_lock:
+            self._keys.pop(user_id, None)
+            self._roots.pop(user_id, None)
 
     def principal(self, login: str, device_id: int | None = None) -> Principal:
         """The principal for a login (``NotFound``)."""
-        raise NotImplementedError
+        with self.db.read() as s:
+            row = s.execute(select(User.id, User.is_admin).where(User.login == login)).first()
+        if row is None:
+            raise NotFound(f"no user {login!r}")
+        return Principal(row.id, login, device_id, row.is_admin)
 
-    # -- namespace -------------------------------------------------------------------------------
+    def rewrap_keys(self) -> int:
+        """Rewrap every account's data key under the keyring's current master key."""
+        count = 0
+        with self.db.write() as s:
+            for user in s.scalars(select(User)):
+                if user.wrap_key_id == self.keyring.current_id:
+                    continue
+                data_key = self.keyring.unwrap(
+                    user.wrap_key_id, user.wrapped_key, _key_context(user.id)
+                )
+                user.wrap_key_id, user.wrapped_key = self.keyring.wrap(
+                    data_key, _key_context(user.id)
+                )
+                count += 1
+        return count
+
+    def _account_keys(self, user_id: int) -> AccountKeys:
+        with self._cache_lock:
+            keys = self._keys.get(user_id)
+        if keys is None:
+            with self.db.read() as s:
+                user = s.get(User, user_id)
+                if user is None:
+                    raise NotFound("no such account")
+                data_key = self.keyring.unwrap(
+                    user.wrap_key_id, user.wrapped_key, _key_context(user.id)
+                )
+                keys = AccountKeys.from_data_key(data_key, user.data_key_id)
+            with self._cache_lock:
+                self._keys[user_id] = keys
+        return keys
+
+    def _has_block(self, user_id: int, block_hash: str) -> bool:
+        with self.db.read() as s:
+            return (
+                s.scalar(select(Block.id).where(Block.user_id == user_id, Block.hash == block_hash))
+                is not None
+            )
+
+    # -- permission and resolution --------------------------------------------------------------
+    def _authorize(self, p: Principal, write: bool = False) -> int:
+        """Return the account whose namespace ``p`` acts on. Owners only today; shares will
+        map a path prefix to another owner here, with read or write permission."""
+        del write
+        return p.user_id
+
+    def _root_id(self, s: Session, user_id: int) -> int:
+        with self._cache_lock:
+            root = self._roots.get(user_id)
+        if root is None:
+            root = s.scalar(select(User.root_id).where(User.id == user_id))
+            if root is None:
+                raise NotFound("no such account")
+            with self._cache_lock:
+                self._roots[user_id] = root
+        return root
+
+    def _child(self, s: Session, parent_id: int, name: str) -> Node | None:
+        return s.scalars(
+            select(Node).where(
+                Node.parent_id == parent_id, Node.name == name, Node.trashed_at.is_(None)
+            )
+        ).first()
+
+    def _resolve(self, s: Session, owner_id: int, parts: list[str]) -> Node | None:
+        node = s.get(Node, self._root_id(s, owner_id))
+        for part in parts:
+            if node is None or not node.is_dir:
+                return None
+            node = self._child(s, node.id, part)
+        return node
+
+    def _resolve_dir(self, s: Session, owner_id: int, parts: list[str]) -> Node:
+        """The folder at ``parts``: ``ParentNotFound`` if missing, ``Conflict`` if a file."""
+        node = self._resolve(s, owner_id, parts)
+        if node is None:
+            raise ParentNotFound(f"folder {join(parts)} does not exist")
+        if not node.is_dir:
+            raise Conflict(f"{join(parts)} is a file")
+        return node
+
+    def _require(self, s: Session, owner_id: int, path: str) -> tuple[Node, list[str]]:
+        parts = split_path(path)
+        node = self._resolve(s, owner_id, parts)
+        if node is None:
+            raise NotFound(f"{join(parts)} not found")
+        return node, parts
+
+    def _info(
+        self, s: Session, node: Node, path: str, version: FileVersion | None = None
+    ) -> NodeInfo:
+        if not node.is_dir and version is None and node.current_version_id is not None:
+            version = s.get(FileVersion, node.current_version_id)
+        return NodeInfo(
+            id=node.id,
+            owner_id=node.user_id,
+            parent_id=node.parent_id,
+            name=node.name,
+            path=path,
+            is_dir=node.is_dir,
+            size=version.size if version is not None else 0,
+            content_hash=version.content_hash if version is not None else None,
+            version_id=node.current_version_id,
+            etag=_etag(node),
+            mtime=node.mtime,
+            created=node.created_at,
+            status=node.status,
+        )
+
+    # -- journal and quota -----------------------------------------------------------------------
+    def _lock_account(self, s: Session, owner_id: int) -> User:
+        user = s.scalars(select(User).where(User.id == owner_id).with_for_update()).first()
+        if user is None:
+            raise NotFound("no such account")
+        return user
+
+    def _journal(
+        self,
+        s: Session,
+        user: User,
+        p: Principal,
+        kind: str,
+        node: Node,
+        path: str,
+        *,
+        from_path: str | None = None,
+    ) -> None:
+        user.change_seq += 1
+        s.add(
+            Change(
+                user_id=user.id,
+                seq=user.change_seq,
+                node_id=node.id,
+                kind=kind,
+                path=path,
+                from_path=from_path,
+                version_id=node.current_version_id,
+                device_id=p.device_id,
+                is_dir=node.is_dir,
+                at=time.time(),
+            )
+        )
+
+    def _charge(self, user: User, delta: int) -> None:
+        if delta > 0 and user.used_bytes + delta > user.quota_bytes:
+            raise QuotaExceeded(
+                f"quota exceeded: {user.used_bytes} + {delta} > {user.quota_bytes} bytes"
+            )
+        user.used_bytes += delta
+
+    def _subtree_ids(self, s: Session, node_id: int):  # noqa: ANN202 - a SQL subquery
+        tree = select(Node.id).where(Node.id == node_id).cte("subtree", recursive=True)
+        tree = tree.union_all(
+            select(Node.id).where(Node.parent_id == tree.c.id, Node.trashed_at.is_(None))
+        )
+        return select(tree.c.id)
+
+    def _subtree_size(self, s: Session, node_id: int) -> int:
+        return int(
+            s.scalar(
+                select(func.coalesce(func.sum(FileVersion.size), 0))
+                .select_from(Node)
+                .join(FileVersion, FileVersion.id == Node.current_version_id)
+                .where(Node.id.in_(self._subtree_ids(s, node_id)))
+            )
+        )
+
+    def _touch(self, node: Node | None) -> None:
+        if node is not None:
+            node.mtime = max(time.time(), node.mtime + 0.001)
+
+    # -- namespace --------------------------------------------------------------------------------
     def stat(self, p: Principal, path: str) -> NodeInfo:
         """``NotFound`` if nothing lives at path (``BadRequest`` for hostile paths)."""
-        raise NotImplementedError
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            node, parts = self._require(s, owner, path)
+            return self._info(s, node, join(parts))
 
     def try_stat(self, p: Principal, path: str) -> NodeInfo | None:
-        raise NotImplementedError
+        try:
+            return self.stat(p, path)
+        except NotFound:
+            return None
 
     def list_dir(self, p: Principal, path: str) -> list[NodeInfo]:
-        """Members of a folder in one query, sorted by name. ``NotFound``; ``Conflict`` if a file."""
-        raise NotImplementedError
+        """Members of a folder in one query, sorted by name. ``Conflict`` if it is a file."""
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            node, parts = self._require(s, owner, path)
+            if not node.is_dir:
+                raise Conflict(f"{join(parts)} is not a folder")
+            rows = s.execute(
+                select(Node, FileVersion)
+                .outerjoin(FileVersion, FileVersion.id == Node.current_version_id)
+                .where(Node.parent_id == node.id, Node.trashed_at.is_(None))
+                .order_by(Node.name)
+            ).all()
+            prefix = join(parts).rstrip("/")
+            return [self._info(s, child, f"{prefix}/{child.name}", ver) for child, ver in rows]
 
     def mkdir(self, p: Principal, path: str) -> NodeInfo:
-        """``AlreadyExists`` if anything lives there; ``ParentNotFound`` if the parent is missing."""
-        raise NotImplementedError
+        """``AlreadyExists`` if anything lives there; ``ParentNotFound`` without a parent."""
+        owner = self._authorize(p, write=True)
+        parent_parts, name = parent_and_name(path)
+        now = time.time()
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            parent = self._resolve_dir(s, owner, parent_parts)
+            if self._child(s, parent.id, name) is not None:
+                raise AlreadyExists(f"{join([*parent_parts, name])} exists")
+            node = Node(
+                user_id=owner,
+                parent_id=parent.id,
+                name=name,
+                is_dir=True,
+                mtime=now,
+                created_at=now,
+            )
+            s.add(node)
+            self._touch(parent)
+            s.flush()
+            full = join([*parent_parts, name])
+            self._journal(s, user, p, "created", node, full)
+            return self._info(s, node, full)
 
     def begin_upload(
         self,
@@ -104,7 +464,153 @@ class Drive:
         ``expected_etag``: the write must replace exactly that version (If-Match / base_rev);
         ``"*"`` means "must exist". ``create_only``: fail if the path exists (If-None-Match: *).
         """
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        parent_parts, name = parent_and_name(path)
+        if declared_size is not None and declared_size > self.max_file_size:
+            raise FileTooLarge(f"file is larger than {self.max_file_size} bytes")
+        with self.db.read() as s:
+            parent = self._resolve_dir(s, owner, parent_parts)
+            existing = self._child(s, parent.id, name)
+            if existing is not None and existing.is_dir:
+                raise Conflict(f"{join([*parent_parts, name])} is a folder")
+            self._check_preconditions(existing, expected_etag, create_only)
+            old = self._info(s, existing, "").size if existing is not None else 0
+            user = s.get(User, owner)
+            assert user is not None
+            headroom = user.quota_bytes - user.used_bytes + old
+        if declared_size is not None and declared_size > headroom:
+            raise QuotaExceeded("the file does not fit in the remaining quota")
+        return Upload(
+            self,
+            p,
+            owner,
+            join([*parent_parts, name]),
+            expected_etag=expected_etag,
+            create_only=create_only,
+            max_bytes=self.max_file_size,
+            quota_headroom=max(headroom, 0),
+        )
+
+    @staticmethod
+    def _check_preconditions(
+        existing: Node | None, expected_etag: str | None, create_only: bool
+    ) -> None:
+        if create_only and existing is not None:
+            raise PreconditionFailed("the file exists")
+        if expected_etag is not None:
+            if existing is None:
+                raise PreconditionFailed("the file does not exist")
+            if expected_etag != "*" and expected_etag != _etag(existing):
+                raise PreconditionFailed("the file changed since that version")
+
+    def _commit_version(
+        self,
+        p: Principal,
+        owner: int,
+        path: str,
+        result: IngestResult,
+        *,
+        mtime: float | None,
+        expected_etag: str | None,
+        create_only: bool,
+    ) -> NodeInfo:
+        parent_parts, name = parent_and_name(path)
+        now = time.time()
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            parent = self._resolve_dir(s, owner, parent_parts)
+            node = self._child(s, parent.id, name)
+            if node is not None and node.is_dir:
+                raise Conflict(f"{path} is a folder")
+            self._check_preconditions(node, expected_etag, create_only)
+            old_size = 0
+            if node is not None and node.current_version_id is not None:
+                old_size = (
+                    s.scalar(
+                        select(FileVersion.size).where(FileVersion.id == node.current_version_id)
+                    )
+                    or 0
+                )
+            self._charge(user, result.size - old_size)
+            block_ids = self._register_blocks(s, owner, result, now)
+            created = node is None
+            if node is None:
+                node = Node(
+                    user_id=owner,
+                    parent_id=parent.id,
+                    name=name,
+                    is_dir=False,
+                    mtime=now,
+                    created_at=now,
+                )
+                s.add(node)
+                self._touch(parent)
+                s.flush()
+            version = FileVersion(
+                node_id=node.id,
+                user_id=owner,
+                size=result.size,
+                content_hash=result.sha256,
+                mtime=mtime if mtime is not None else now,
+                created_at=now,
+                author_user_id=p.user_id,
+                author_device_id=p.device_id,
+                pinned=False,
+            )
+            s.add(version)
+            s.flush()
+            if result.blocks:
+                s.execute(
+                    insert(VersionBlock),
+                    [
+                        {
+                            "version_id": version.id,
+                            "seq": i,
+                            "block_id": block_ids[ref.hash],
+                            "offset": ref.offset,
+                            "size": ref.size,
+                        }
+                        for i, ref in enumerate(result.blocks)
+                    ],
+                )
+            node.current_version_id = version.id
+            node.status = "ok"
+            node.mtime = version.mtime
+            self._journal(s, user, p, "created" if created else "updated", node, path)
+            return self._info(s, node, path, version)
+
+    def _register_blocks(
+        self, s: Session, owner: int, result: IngestResult, now: float
+    ) -> dict[str, int]:
+        """Insert rows for newly stored blocks; return hash -> row id for every block used."""
+        new_rows = {}
+        for ref in result.blocks:
+            if ref.new and ref.hash not in new_rows:
+                new_rows[ref.hash] = {
+                    "user_id": owner,
+                    "hash": ref.hash,
+                    "object_key": ref.object_key,
+                    "raw_size": ref.size,
+                    "stored_size": ref.stored_size,
+                    "tier": "hot",
+                    "created_at": now,
+                    "last_access": now,
+                }
+        if new_rows:
+            insert_ignore(s, Block, list(new_rows.values()), ["user_id", "hash"])
+        wanted = sorted({ref.hash for ref in result.blocks})
+        ids: dict[str, int] = {}
+        for i in range(0, len(wanted), IN_BATCH):
+            batch = wanted[i : i + IN_BATCH]
+            for row in s.execute(
+                select(Block.hash, Block.id).where(Block.user_id == owner, Block.hash.in_(batch))
+            ):
+                ids[row.hash] = row.id
+        if len(ids) != len(wanted):
+            # A deduplicated block was collected between the check and the commit: the caller
+            # must send the file again (GC's grace period makes this all but impossible).
+            raise Conflict("a stored block vanished during the upload; please retry")
+        return ids
 
     def write_file(
         self,
@@ -117,69 +623,427 @@ class Drive:
         create_only: bool = False,
     ) -> NodeInfo:
         """Convenience: ``begin_upload`` + write everything + ``commit``."""
-        raise NotImplementedError
+        declared = len(data) if isinstance(data, bytes | bytearray | memoryview) else None
+        upload = self.begin_upload(
+            p,
+            path,
+            expected_etag=expected_etag,
+            create_only=create_only,
+            declared_size=declared,
+        )
+        try:
+            if isinstance(data, bytes | bytearray | memoryview):
+                view = memoryview(data)
+                for i in range(0, len(view), 1 << 20):
+                    upload.write(view[i : i + (1 << 20)])
+            elif hasattr(data, "read"):
+                while chunk := data.read(1 << 20):  # type: ignore[union-attr]
+                    upload.write(chunk)
+            else:
+                for chunk in data:  # type: ignore[union-attr]
+                    upload.write(chunk)
+        except BaseException:
+            upload.abort()
+            raise
+        return upload.commit(mtime=mtime)
 
     def open_reader(self, p: Principal, path: str, *, version_id: int | None = None) -> BinaryIO:
         """A seekable reader over the current (or given) version; it has ``.size``; holds no DB
         session. Reading a damaged block raises ``IntegrityError``."""
-        raise NotImplementedError
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            node, parts = self._require(s, owner, path)
+            if node.is_dir:
+                raise Conflict(f"{join(parts)} is a folder")
+            vid = version_id if version_id is not None else node.current_version_id
+            version = s.get(FileVersion, vid) if vid is not None else None
+            if version is None or version.node_id != node.id:
+                raise NotFound("no such version")
+            manifest = [
+                (row.hash, row.object_key, row.offset, row.size)
+                for row in s.execute(
+                    select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size)
+                    .join(Block, Block.id == VersionBlock.block_id)
+                    .where(VersionBlock.version_id == version.id)
+                    .order_by(VersionBlock.seq)
+                )
+            ]
+            size = version.size
+        return self.store.open_reader(self._account_keys(owner), manifest, size)
 
     def read_bytes(self, p: Principal, path: str, *, version_id: int | None = None) -> bytes:
-        raise NotImplementedError
+        reader = self.open_reader(p, path, version_id=version_id)
+        try:
+            return reader.read()
+        finally:
+            reader.close()
 
-    def move(
-        self, p: Principal, src: str, dst: str, *, overwrite: bool = True
-    ) -> bool:
+    def _take_destination(
+        self,
+        s: Session,
+        user: User,
+        p: Principal,
+        owner: int,
+        dst_parts: list[str],
+        overwrite: bool,
+        moving: Node | None,
+    ) -> tuple[Node, bool]:
+        """Resolve the destination's folder; trash whatever stands at the destination."""
+        parent = self._resolve_dir(s, owner, dst_parts[:-1])
+        existing = self._child(s, parent.id, dst_parts[-1])
+        if existing is None or (moving is not None and existing.id == moving.id):
+            return parent, False
+        if not overwrite:
+            raise PreconditionFailed(f"{join(dst_parts)} exists")
+        self._trash(s, user, p, existing, join(dst_parts))
+        s.flush()
+        return parent, True
+
+    def move(self, p: Principal, src: str, dst: str, *, overwrite: bool = True) -> bool:
         """Rename/move a file or a whole folder in one transaction (no data copied).
 
         Returns True when an existing destination was replaced (it goes to the trash).
         ``PreconditionFailed`` if dst exists and not overwrite; ``ParentNotFound`` if dst's
         parent is missing; ``Conflict`` when moving a folder into itself.
         """
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        src_parts, dst_parts = split_path(src), split_path(dst)
+        if not src_parts or not dst_parts:
+            raise PermissionDenied("the root cannot be moved or replaced")
+        if dst_parts[: len(src_parts)] == src_parts:
+            if dst_parts == src_parts:
+                raise PermissionDenied("source and destination are the same")
+            raise Conflict("cannot move a folder into itself")
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            node = self._resolve(s, owner, src_parts)
+            if node is None:
+                raise NotFound(f"{join(src_parts)} not found")
+            old_parent = s.get(Node, node.parent_id)
+            parent, replaced = self._take_destination(s, user, p, owner, dst_parts, overwrite, node)
+            node.parent_id = parent.id
+            node.name = dst_parts[-1]
+            self._touch(old_parent)
+            self._touch(parent)
+            s.flush()
+            self._journal(s, user, p, "moved", node, join(dst_parts), from_path=join(src_parts))
+            return replaced
 
     def copy(self, p: Principal, src: str, dst: str, *, overwrite: bool = True) -> bool:
         """Copy a file or folder tree; copies share blocks (no data copied), keep mtimes and
         dead properties. Same return value and errors as ``move``; counts against quota."""
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        src_parts, dst_parts = split_path(src), split_path(dst)
+        if not dst_parts:
+            raise PermissionDenied("the root cannot be replaced")
+        if dst_parts[: len(src_parts)] == src_parts:
+            if dst_parts == src_parts:
+                raise PermissionDenied("source and destination are the same")
+            raise Conflict("cannot copy a folder into itself")
+        now = time.time()
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            node = self._resolve(s, owner, src_parts)
+            if node is None:
+                raise NotFound(f"{join(src_parts)} not found")
+            self._charge(user, self._subtree_size(s, node.id))
+            parent, replaced = self._take_destination(s, user, p, owner, dst_parts, overwrite, None)
+            self._touch(parent)
+            self._copy_tree(s, user, p, node, parent.id, dst_parts[-1], join(dst_parts), now)
+            return replaced
+
+    def _copy_tree(
+        self,
+        s: Session,
+        user: User,
+        p: Principal,
+        node: Node,
+        parent_id: int,
+        name: str,
+        path: str,
+        now: float,
+    ) -> None:
+        twin = Node(
+            user_id=node.user_id,
+            parent_id=parent_id,
+            name=name,
+            is_dir=node.is_dir,
+            mtime=node.mtime,
+            created_at=now,
+            status="ok",
+        )
+        s.add(twin)
+        s.flush()
+        if not node.is_dir and node.current_version_id is not None:
+            twin.current_version_id = self._clone_version(
+                s, p, node.current_version_id, twin.id, now
+            )
+        s.execute(
+            insert(DeadProperty).from_select(
+                ["node_id", "name", "value"],
+                select(literal(twin.id), DeadProperty.name, DeadProperty.value).where(
+                    DeadProperty.node_id == node.id
+                ),
+            )
+        )
+        self._journal(s, user, p, "created", twin, path)
+        if node.is_dir:
+            children = s.scalars(
+                select(Node).where(Node.parent_id == node.id, Node.trashed_at.is_(None))
+            ).all()
+            for child in children:
+                self._copy_tree(s, user, p, child, twin.id, child.name, f"{path}/{child.name}", now)
+
+    def _clone_version(
+        self,
+        s: Session,
+        p: Principal,
+        version_id: int,
+        node_id: int,
+        now: float,
+        *,
+        mtime: float | None = None,
+    ) -> int:
+        """A new version row sharing the blocks of ``version_id``."""
+        old = s.get(FileVersion, version_id)
+        assert old is not None
+        new = FileVersion(
+            node_id=node_id,
+            user_id=old.user_id,
+            size=old.size,
+            content_hash=old.content_hash,
+            mtime=old.mtime if mtime is None else mtime,
+            created_at=now,
+            author_user_id=p.user_id,
+            author_device_id=p.device_id,
+            pinned=False,
+        )
+        s.add(new)
+        s.flush()
+        s.execute(
+            insert(VersionBlock).from_select(
+                ["version_id", "seq", "block_id", "offset", "size"],
+                select(
+                    literal(new.id),
+                    VersionBlock.seq,
+                    VersionBlock.block_id,
+                    VersionBlock.offset,
+                    VersionBlock.size,
+                ).where(VersionBlock.version_id == version_id),
+            )
+        )
+        return new.id
+
+    def _trash(self, s: Session, user: User, p: Principal, node: Node, path: str) -> None:
+        self._charge(user, -self._subtree_size(s, node.id))
+        node.trashed_at = time.time()
+        node.trashed_path = path
+        self._touch(s.get(Node, node.parent_id))
+        self._journal(s, user, p, "deleted", node, path)
 
     def delete(self, p: Principal, path: str) -> None:
         """Move to the trash (restorable). The root cannot be deleted (``PermissionDenied``)."""
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            node, parts = self._require(s, owner, path)
+            if not parts:
+                raise PermissionDenied("the root cannot be deleted")
+            self._trash(s, user, p, node, join(parts))
 
     def set_mtime(self, p: Principal, path: str, mtime: float) -> NodeInfo:
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            node, parts = self._require(s, owner, path)
+            node.mtime = float(mtime)
+            self._journal(s, user, p, "updated", node, join(parts))
+            return self._info(s, node, join(parts))
 
     # -- versions ---------------------------------------------------------------------------------
-    def list_versions(self, p: Principal, path: str, *, limit: int | None = None) -> list[VersionInfo]:
+    def list_versions(
+        self, p: Principal, path: str, *, limit: int | None = None
+    ) -> list[VersionInfo]:
         """Newest first."""
-        raise NotImplementedError
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            node, parts = self._require(s, owner, path)
+            if node.is_dir:
+                raise Conflict(f"{join(parts)} is a folder")
+            query = (
+                select(FileVersion)
+                .where(FileVersion.node_id == node.id)
+                .order_by(FileVersion.id.desc())
+            )
+            if limit is not None:
+                query = query.limit(limit)
+            return [
+                VersionInfo(
+                    id=v.id,
+                    node_id=v.node_id,
+                    size=v.size,
+                    content_hash=v.content_hash,
+                    mtime=v.mtime,
+                    created=v.created_at,
+                    author_user_id=v.author_user_id,
+                    author_device_id=v.author_device_id,
+                    pinned=v.pinned,
+                    label=v.label,
+                    is_current=v.id == node.current_version_id,
+                )
+                for v in s.scalars(query)
+            ]
 
     def restore_version(self, p: Principal, path: str, version_id: int) -> NodeInfo:
         """Make an old version current as a new version (history is never rewritten)."""
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        now = time.time()
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            node, parts = self._require(s, owner, path)
+            old = s.get(FileVersion, version_id)
+            if node.is_dir or old is None or old.node_id != node.id:
+                raise NotFound("no such version of that file")
+            current = (
+                s.get(FileVersion, node.current_version_id) if node.current_version_id else None
+            )
+            self._charge(user, old.size - (current.size if current else 0))
+            node.current_version_id = self._clone_version(s, p, old.id, node.id, now)
+            node.mtime = old.mtime
+            self._journal(s, user, p, "restored", node, join(parts))
+            return self._info(s, node, join(parts))
 
     # -- quota and trash --------------------------------------------------------------------------
     def usage(self, p: Principal) -> Usage:
-        raise NotImplementedError
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            row = s.execute(
+                select(User.used_bytes, User.quota_bytes).where(User.id == owner)
+            ).first()
+        if row is None:
+            raise NotFound("no such account")
+        return Usage(used=row.used_bytes, quota=row.quota_bytes)
 
     def list_trash(self, p: Principal) -> list[TrashItem]:
-        raise NotImplementedError
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            nodes = s.scalars(
+                select(Node)
+                .where(Node.user_id == owner, Node.trashed_at.is_not(None))
+                .order_by(Node.trashed_at.desc())
+            ).all()
+            return [
+                TrashItem(
+                    id=n.id,
+                    name=n.name,
+                    path=n.trashed_path or "",
+                    is_dir=n.is_dir,
+                    size=self._subtree_size(s, n.id),
+                    trashed_at=n.trashed_at or 0.0,
+                )
+                for n in nodes
+            ]
+
+    def _live_path(self, s: Session, node: Node) -> list[str] | None:
+        """Components of a node's path if it and all its ancestors are live, else None."""
+        parts: list[str] = []
+        cur: Node | None = node
+        while cur is not None and cur.parent_id is not None:
+            if cur.trashed_at is not None:
+                return None
+            parts.append(cur.name)
+            cur = s.get(Node, cur.parent_id)
+        return parts[::-1] if cur is not None else None
 
     def restore_trash(self, p: Principal, item_id: int) -> NodeInfo:
         """Restore a trashed file or folder (with its contents) to where it was; a name taken
         meanwhile gets a " (restored)" suffix; a vanished parent restores to the root."""
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        with self.db.write() as s:
+            user = self._lock_account(s, owner)
+            node = s.get(Node, item_id)
+            if node is None or node.user_id != owner or node.trashed_at is None:
+                raise NotFound("no such item in the trash")
+            parent = s.get(Node, node.parent_id) if node.parent_id is not None else None
+            parent_parts = self._live_path(s, parent) if parent is not None else None
+            if parent is None or parent_parts is None:
+                parent = s.get(Node, self._root_id(s, owner))
+                parent_parts = []
+            assert parent is not None
+            name, n = node.name, 1
+            while self._child(s, parent.id, name) is not None:
+                stem, dot, ext = node.name.rpartition(".")
+                suffix = " (restored)" if n == 1 else f" (restored {n})"
+                name = (
+                    f"{stem}{suffix}.{ext}"
+                    if dot and stem and not node.is_dir
+                    else (f"{node.name}{suffix}")
+                )
+                n += 1
+            check_name(name)
+            node.parent_id, node.name = parent.id, name
+            node.trashed_at, node.trashed_path = None, None
+            s.flush()
+            self._charge(user, self._subtree_size(s, node.id))
+            self._touch(parent)
+            path = join([*parent_parts, name])
+            self._journal(s, user, p, "restored", node, path)
+            return self._info(s, node, path)
 
     def purge_trash(self, p: Principal, item_id: int | None = None) -> int:
         """Delete one trashed item (or all); returns how many top items were purged."""
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        with self.db.write() as s:
+            self._lock_account(s, owner)
+            query = select(Node).where(Node.user_id == owner, Node.trashed_at.is_not(None))
+            if item_id is not None:
+                query = query.where(Node.id == item_id)
+            tops = s.scalars(query).all()
+            if item_id is not None and not tops:
+                raise NotFound("no such item in the trash")
+            for top in tops:
+                tree = select(Node.id).where(Node.id == top.id).cte("purge", recursive=True)
+                tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
+                ids = select(tree.c.id)
+                versions = select(FileVersion.id).where(FileVersion.node_id.in_(ids))
+                s.execute(delete(VersionBlock).where(VersionBlock.version_id.in_(versions)))
+                s.execute(delete(FileVersion).where(FileVersion.node_id.in_(ids)))
+                s.execute(delete(DeadProperty).where(DeadProperty.node_id.in_(ids)))
+                # Children first is not needed: node.parent_id cascades on delete.
+                s.execute(delete(Node).where(Node.id == top.id))
+            return len(tops)
 
-    # -- dead properties (WebDAV), keyed by node id -----------------------------------------------
+    # -- dead properties --------------------------------------------------------------------------
     def get_dead_props(self, p: Principal, node_ids: Sequence[int]) -> dict[int, dict[str, bytes]]:
         """Property name (Clark notation) -> raw XML value, for many nodes in one query."""
-        raise NotImplementedError
+        owner = self._authorize(p)
+        out: dict[int, dict[str, bytes]] = {nid: {} for nid in node_ids}
+        ids = list(out)
+        with self.db.read() as s:
+            for i in range(0, len(ids), IN_BATCH):
+                rows = s.execute(
+                    select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
+                    .join(Node, Node.id == DeadProperty.node_id)
+                    .where(DeadProperty.node_id.in_(ids[i : i + IN_BATCH]), Node.user_id == owner)
+                )
+                for row in rows:
+                    out[row.node_id][row.name] = row.value
+        return out
 
     def set_dead_prop(self, p: Principal, node_id: int, name: str, value: bytes | None) -> None:
         """Set (or remove, with None) one dead property."""
-        raise NotImplementedError
+        owner = self._authorize(p, write=True)
+        with self.db.write() as s:
+            node = s.get(Node, node_id)
+            if node is None or node.user_id != owner:
+                raise NotFound("no such node")
+            s.execute(
+                delete(DeadProperty).where(
+                    DeadProperty.node_id == node_id, DeadProperty.name == name
+                )
+            )
+            if value is not None:
+                s.add(DeadProperty(node_id=node_id, name=name, value=bytes(value)))
+
+
+__all__ = ["Drive", "Upload"]

@@ -22,7 +22,7 @@ class BlockBackend(abc.ABC):
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` durably; storing the same key again replaces it atomically."""
+        """Store ``data`` under ``key`` durably; storing a key again replaces it atomically."""
 
     @abc.abstractmethod
     def get(self, key: str) -> bytes:
