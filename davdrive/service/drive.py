@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from sqlalchemy import delete, func, insert, literal, select
@@ -43,6 +44,9 @@ from davdrive.metadata.schema import (
     VersionBlock,
 )
 from davdrive.metadata.upsert import insert_ignore
+from davdrive.notify.base import Bus, MemoryBus
+from davdrive.service.fsck import FsckReport
+from davdrive.service.fsck import fsck as run_fsck
 from davdrive.service.paths import check_name, join, parent_and_name, split_path
 from davdrive.service.types import NodeInfo, Principal, TrashItem, Usage, VersionInfo
 
@@ -161,8 +165,10 @@ class Drive:
         *,
         default_quota: int = DEFAULT_QUOTA,
         max_file_size: int = MAX_FILE_SIZE,
+        bus: Bus | None = None,
     ) -> None:
         self.db = db
+        self.bus = bus if bus is not None else MemoryBus()
         self.store = store
         self.keyring = keyring
         self.default_quota = default_quota
@@ -171,7 +177,16 @@ class Drive:
         self._keys: dict[int, AccountKeys] = {}
         self._roots: dict[int, int] = {}
         self._cache_lock = threading.Lock()
-        self._listeners: list = []
+
+    @contextmanager
+    def _mutation(self) -> Iterator[Session]:
+        """A write transaction; after it commits, the bus hears of each account's new seq."""
+        with self.db.write() as s:
+            s.info["journal"] = {}
+            yield s
+            touched = dict(s.info["journal"])
+        for account_id, seq in touched.items():
+            self.bus.publish(account_id, seq)
 
     # -- accounts ---------------------------------------------------------------------------------
     def create_account(
@@ -352,6 +367,7 @@ class Drive:
         from_path: str | None = None,
     ) -> None:
         user.change_seq += 1
+        s.info.setdefault("journal", {})[user.id] = user.change_seq
         s.add(
             Change(
                 user_id=user.id,
@@ -430,7 +446,7 @@ class Drive:
         owner = self._authorize(p, write=True)
         parent_parts, name = parent_and_name(path)
         now = time.time()
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             parent = self._resolve_dir(s, owner, parent_parts)
             if self._child(s, parent.id, name) is not None:
@@ -516,7 +532,7 @@ class Drive:
     ) -> NodeInfo:
         parent_parts, name = parent_and_name(path)
         now = time.time()
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             parent = self._resolve_dir(s, owner, parent_parts)
             node = self._child(s, parent.id, name)
@@ -714,7 +730,7 @@ class Drive:
             if dst_parts == src_parts:
                 raise PermissionDenied("source and destination are the same")
             raise Conflict("cannot move a folder into itself")
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             node = self._resolve(s, owner, src_parts)
             if node is None:
@@ -741,7 +757,7 @@ class Drive:
                 raise PermissionDenied("source and destination are the same")
             raise Conflict("cannot copy a folder into itself")
         now = time.time()
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             node = self._resolve(s, owner, src_parts)
             if node is None:
@@ -844,7 +860,7 @@ class Drive:
     def delete(self, p: Principal, path: str) -> None:
         """Move to the trash (restorable). The root cannot be deleted (``PermissionDenied``)."""
         owner = self._authorize(p, write=True)
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             node, parts = self._require(s, owner, path)
             if not parts:
@@ -853,7 +869,7 @@ class Drive:
 
     def set_mtime(self, p: Principal, path: str, mtime: float) -> NodeInfo:
         owner = self._authorize(p, write=True)
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             node, parts = self._require(s, owner, path)
             node.mtime = float(mtime)
@@ -898,7 +914,7 @@ class Drive:
         """Make an old version current as a new version (history is never rewritten)."""
         owner = self._authorize(p, write=True)
         now = time.time()
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             node, parts = self._require(s, owner, path)
             old = s.get(FileVersion, version_id)
@@ -959,7 +975,7 @@ class Drive:
         """Restore a trashed file or folder (with its contents) to where it was; a name taken
         meanwhile gets a " (restored)" suffix; a vanished parent restores to the root."""
         owner = self._authorize(p, write=True)
-        with self.db.write() as s:
+        with self._mutation() as s:
             user = self._lock_account(s, owner)
             node = s.get(Node, item_id)
             if node is None or node.user_id != owner or node.trashed_at is None:
@@ -993,7 +1009,7 @@ class Drive:
     def purge_trash(self, p: Principal, item_id: int | None = None) -> int:
         """Delete one trashed item (or all); returns how many top items were purged."""
         owner = self._authorize(p, write=True)
-        with self.db.write() as s:
+        with self._mutation() as s:
             self._lock_account(s, owner)
             query = select(Node).where(Node.user_id == owner, Node.trashed_at.is_not(None))
             if item_id is not None:
@@ -1012,6 +1028,11 @@ class Drive:
                 # Children first is not needed: node.parent_id cascades on delete.
                 s.execute(delete(Node).where(Node.id == top.id))
             return len(tops)
+
+    # -- maintenance ------------------------------------------------------------------------------
+    def fsck(self, *, repair: bool = False, verify: bool = True) -> FsckReport:
+        """Check metadata against stored blocks; see ``davdrive.service.fsck``."""
+        return run_fsck(self, repair=repair, verify=verify)
 
     # -- dead properties --------------------------------------------------------------------------
     def get_dead_props(self, p: Principal, node_ids: Sequence[int]) -> dict[int, dict[str, bytes]]:
