@@ -929,6 +929,40 @@ class Drive:
             self._journal(s, user, p, "restored", node, join(parts))
             return self._info(s, node, join(parts))
 
+    def pin_version(self, p: Principal, path: str, version_id: int, pinned: bool = True) -> None:
+        """Mark a version important (pruning keeps it) or clear the mark."""
+        owner = self._authorize(p, write=True)
+        with self._mutation() as s:
+            self._lock_account(s, owner)
+            node, _parts = self._require(s, owner, path)
+            version = s.get(FileVersion, version_id)
+            if version is None or version.node_id != node.id:
+                raise NotFound("no such version of that file")
+            version.pinned = bool(pinned)
+
+    def block_list(
+        self, p: Principal, path: str, *, version_id: int | None = None
+    ) -> list[tuple[str, int]]:
+        """The ordered (block id, size) list of a version: what a delta-sync client diffs."""
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            node, parts = self._require(s, owner, path)
+            if node.is_dir:
+                raise Conflict(f"{join(parts)} is a folder")
+            vid = version_id if version_id is not None else node.current_version_id
+            version = s.get(FileVersion, vid) if vid is not None else None
+            if version is None or version.node_id != node.id:
+                raise NotFound("no such version")
+            return [
+                (row.hash, row.size)
+                for row in s.execute(
+                    select(Block.hash, VersionBlock.size)
+                    .join(Block, Block.id == VersionBlock.block_id)
+                    .where(VersionBlock.version_id == version.id)
+                    .order_by(VersionBlock.seq)
+                )
+            ]
+
     # -- quota and trash --------------------------------------------------------------------------
     def usage(self, p: Principal) -> Usage:
         owner = self._authorize(p)
