@@ -219,8 +219,9 @@ def bench(server: Server, payloads: dict[str, bytes], small: int, entries: int) 
         wall, cpu = measure(server, lambda d=data, k=kind: put(server, conn, f"big-{k}.bin", d))
         out[f"PUT {kind}"] = (len(data) / MiB / wall, cpu / (len(data) / GiB))
         want = hashlib.sha256(data).hexdigest()
+        nbytes = len(data)
 
-        def fetch(k=kind, w=want, size=len(data)) -> None:
+        def fetch(k=kind, w=want, size=nbytes) -> None:
             n, digest = get(server, conn, f"big-{k}.bin")
             if n != size or digest != w:
                 raise RuntimeError(f"{server.name}: GET returned wrong bytes")
