@@ -1,0 +1,98 @@
+"""One conformance suite that every block backend must pass (restic's backend tests)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+from davdrive.errors import InsufficientStorage, NotFound
+from davdrive.storage.base import BlockBackend, open_backend
+from davdrive.storage.local import LocalBackend
+from davdrive.storage.memory import MemoryBackend
+
+KEY_A = "ab" * 32
+KEY_B = "cd" * 32
+
+
+@pytest.fixture(params=["local", "memory"])
+def backend(request, tmp_path) -> BlockBackend:
+    if request.param == "local":
+        return LocalBackend(tmp_path / "blocks")
+    return MemoryBackend()
+
+
+def test_put_get_roundtrip(backend):
+    backend.put(KEY_A, b"hello")
+    assert backend.get(KEY_A) == b"hello"
+    assert backend.exists(KEY_A)
+    assert not backend.exists(KEY_B)
+
+
+def test_missing_object_is_not_found(backend):
+    with pytest.raises(NotFound):
+        backend.get(KEY_B)
+
+
+def test_put_again_replaces(backend):
+    backend.put(KEY_A, b"one")
+    backend.put(KEY_A, b"two")
+    assert backend.get(KEY_A) == b"two"
+
+
+def test_delete_is_idempotent(backend):
+    backend.put(KEY_A, b"x")
+    backend.delete(KEY_A)
+    backend.delete(KEY_A)
+    assert not backend.exists(KEY_A)
+
+
+def test_list_reports_keys_and_sizes(backend):
+    backend.put(KEY_A, b"12345")
+    backend.put(KEY_B, b"")
+    got = {o.key: o.size for o in backend.list()}
+    assert got == {KEY_A: 5, KEY_B: 0}
+
+
+@pytest.mark.parametrize("key", ["", "../etc/passwd", "AB" * 32, "zz", "a/b", "ab\0cd"])
+def test_hostile_keys_are_refused(backend, key):
+    with pytest.raises(ValueError):
+        backend.put(key, b"x")
+
+
+def test_large_object(backend):
+    data = os.urandom(5 << 20)
+    backend.put(KEY_A, data)
+    assert backend.get(KEY_A) == data
+
+
+def test_local_layout_is_sharded_and_private(tmp_path):
+    b = LocalBackend(tmp_path / "blocks")
+    b.put(KEY_A, b"x")
+    path = tmp_path / "blocks" / KEY_A[:2] / KEY_A[2:4] / KEY_A
+    assert path.read_bytes() == b"x"
+    assert path.stat().st_mode & 0o077 == 0
+    assert not [p for p in (tmp_path / "blocks").rglob("*.tmp")]
+
+
+def test_local_full_disk_is_insufficient_storage_and_leaves_nothing(tmp_path, monkeypatch):
+    b = LocalBackend(tmp_path / "blocks")
+    b.put(KEY_A, b"old")
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(InsufficientStorage):
+        b.put(KEY_A, b"new")
+    monkeypatch.undo()
+    assert b.get(KEY_A) == b"old"
+    assert not [p for p in (tmp_path / "blocks").rglob("*.tmp")]
+
+
+def test_open_backend_urls(tmp_path):
+    assert isinstance(open_backend(f"file://{tmp_path}/b"), LocalBackend)
+    assert isinstance(open_backend("memory://"), MemoryBackend)
+    with pytest.raises(ValueError):
+        open_backend("ftp://x")
