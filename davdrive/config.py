@@ -25,7 +25,8 @@ class Config:
     master_key_file: str = ""  # default: <data_dir>/master.key
     host: str = "0.0.0.0"
     port: int = 8080
-    threads: int = 64
+    threads: int = 64  # workers for WebDAV and the API
+    longpoll_slots: int = 1024  # extra workers that only long-polls may hold
     tls_cert: str = ""
     tls_key: str = ""
     default_quota: int = DEFAULT_QUOTA

@@ -88,3 +88,10 @@ class TooManyRequests(DriveError):
     """Rate limited (e.g. repeated failed logins); ``retry_after`` seconds in details."""
 
     code = "too_many_requests"
+
+
+class CursorExpired(DriveError):
+    """A change cursor older than the journal's retention (or from another database): the
+    client must reset, i.e. list everything again and start from the latest cursor."""
+
+    code = "cursor_expired"

@@ -197,3 +197,46 @@ class DavLock(Base):
     principal: Mapped[str] = mapped_column(String(128))
     timeout: Mapped[float] = mapped_column(Float)
     expire: Mapped[float] = mapped_column(Float, index=True)
+
+
+class UploadSession(Base):
+    """A resumable (tus) upload: durable across disconnects and restarts until it completes.
+
+    Complete blocks are stored as they arrive (listed in ``upload_block``); the bytes after the
+    last content-defined cut are kept as one encrypted block too (``tail_*``), so the chunker
+    resumes exactly where it stopped.
+    """
+
+    __tablename__ = "upload_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    device_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    path: Mapped[str] = mapped_column(Text)
+    length: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    metadata_raw: Mapped[str] = mapped_column(Text, default="")
+    tail_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tail_key: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    tail_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    blocks_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class UploadBlock(Base):
+    """Blocks already stored for an unfinished resumable upload, in stream order."""
+
+    __tablename__ = "upload_block"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("upload_session.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(128))
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    new: Mapped[bool] = mapped_column(Boolean)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+
+@lru_cache(maxsize=64)
+def _statement(dialect: str, model: Any, keys: tuple[str, ...]) -> Any:
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(model).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def insert_ignore(
@@ -13,8 +23,5 @@ def insert_ignore(
     """Insert ``rows``, skipping those that collide on the unique ``keys``."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    session.execute(insert(model).on_conflict_do_nothing(index_elements=keys), rows)
+    conn = session.connection()
+    conn.execute(_statement(conn.dialect.name, model, tuple(keys)), rows)

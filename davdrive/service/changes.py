@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 
-from davdrive.errors import BadRequest
-from davdrive.metadata.schema import Change, User
+from davdrive.errors import BadRequest, CursorExpired
+from davdrive.metadata.schema import Change, Device, User
 
 if TYPE_CHECKING:
     from davdrive.service.drive import Drive
     from davdrive.service.types import Principal
 
 MAX_LIMIT = 2000
+RETENTION = 90 * 24 * 3600.0  # default journal retention (seconds)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class Changes:
         after = parse_cursor(cursor)
         limit = max(1, min(int(limit), MAX_LIMIT))
         with self.drive.db.read() as s:
+            self._check_cursor(s, owner, after)
             rows = s.scalars(
                 select(Change)
                 .where(Change.user_id == owner, Change.seq > after)
@@ -70,9 +72,14 @@ class Changes:
         rows = rows[:limit]
         changes = [
             ChangeInfo(
-                id=r.seq, kind=r.kind, path=r.path, from_path=r.from_path,
+                id=r.seq,
+                kind=r.kind,
+                path=r.path,
+                from_path=r.from_path,
                 rev=str(r.version_id) if r.version_id is not None else None,
-                is_dir=r.is_dir, at=r.at, device=r.device_id,
+                is_dir=r.is_dir,
+                at=r.at,
+                device=r.device_id,
             )
             for r in rows
         ]
@@ -91,3 +98,46 @@ class Changes:
         # A notification from another process may have been missed: the journal decides.
         with self.drive.db.read() as s:
             return (s.scalar(select(User.change_seq).where(User.id == owner)) or 0) > after
+
+    def remember(self, p: Principal, cursor: str) -> None:
+        """Keep a device's last cursor (the offline queue resumes from it)."""
+        if p.device_id is None:
+            return
+        with self.drive.db.write() as s:
+            s.execute(
+                update(Device)
+                .where(Device.id == p.device_id, Device.user_id == p.user_id)
+                .values(last_cursor=parse_cursor(cursor))
+            )
+
+    @staticmethod
+    def _check_cursor(s, owner: int, after: int) -> None:  # noqa: ANN001
+        """``CursorExpired`` when changes after ``after`` were pruned or never existed here."""
+        seq = s.scalar(select(User.change_seq).where(User.id == owner)) or 0
+        first = s.scalar(select(func.min(Change.seq)).where(Change.user_id == owner))
+        floor = (first - 1) if first is not None else seq
+        if after < floor or after > seq:
+            raise CursorExpired(
+                "the cursor is older than the journal's retention or unknown here; list the "
+                "folder again and continue from /changes/latest",
+                reset=True,
+            )
+
+    def prune(self, older_than: float = RETENTION, now: float | None = None) -> int:
+        """Delete journal rows older than ``older_than`` seconds; returns how many.
+
+        The newest row of each account is kept, so the retention floor stays known.
+        """
+        import time
+
+        cutoff = (time.time() if now is None else now) - older_than
+        with self.drive.db.write() as s:
+            newest = (
+                select(Change.user_id, func.max(Change.seq).label("top"))
+                .group_by(Change.user_id)
+                .subquery()
+            )
+            keep = select(newest.c.top).where(newest.c.user_id == Change.user_id)
+            return s.execute(
+                delete(Change).where(Change.at < cutoff, Change.seq < keep.scalar_subquery())
+            ).rowcount

@@ -47,6 +47,8 @@ class VersionInfo:
     pinned: bool
     label: str | None
     is_current: bool
+    author_login: str | None = None
+    author_device: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+
 from davdrive.blockstore.keys import KeyRing
 from davdrive.blockstore.store import BlockStore
-
 from davdrive.metadata.db import Database
 from davdrive.service.drive import Drive
 from davdrive.storage.memory import MemoryBackend

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from davdrive.blockstore.keys import KeyRing
 from davdrive.blockstore.store import BlockStore
-
 from davdrive.metadata.db import Database
 from davdrive.service.drive import Drive
 from davdrive.storage.local import LocalBackend

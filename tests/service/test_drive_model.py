@@ -121,7 +121,8 @@ class DriveMachine(RuleBasedStateMachine):
             with pytest.raises(errors.PermissionDenied):
                 op(self.p, spath, dst, overwrite=overwrite)
             return
-        if dst.startswith(spath + "/"):
+        if dst.startswith(spath + "/") or spath.startswith(dst + "/"):
+            # into itself, or replacing a folder that contains the source
             with pytest.raises(errors.Conflict):
                 op(self.p, spath, dst, overwrite=overwrite)
             return

@@ -1,0 +1,312 @@
+"""Accounts: users, passwords, devices, and authentication with a verification cache.
+
+Passwords are hashed with argon2id (argon2-cffi, memory-hard). Device app passwords and tokens
+are random secrets of >= 190 bits generated here, so they are stored as SHA-256 digests: a
+preimage search is infeasible for such secrets, and a digest lets ``authenticate`` find the
+device with one indexed comparison instead of one argon2 run per device.
+
+Two per-process structures sit in front of the database (a second server process keeps its
+own; both are bounded in time, so no process can serve stale state for long):
+
+- a cache of successful verifications keyed by ``sha256(login NUL password)``, TTL
+  ``CACHE_TTL`` seconds, dropped for a user by ``set_password``/``delete_user`` in this process
+  (a change made by another process takes effect here within the TTL);
+- a failure counter per ``(login, client)``: more than ``MAX_FAILURES`` failures within
+  ``FAILURE_WINDOW`` seconds raise ``TooManyRequests`` until the window has passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import func, select, update
+
+from davdrive import errors
+from davdrive.metadata.schema import Device, User
+from davdrive.service.drive import Drive
+from davdrive.service.types import Principal
+
+LOGIN_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CACHE_TTL = 60.0
+MAX_FAILURES = 10
+FAILURE_WINDOW = 60.0
+LAST_SEEN_EVERY = 60.0  # write device.last_seen at most once a minute per device
+SECRET_PREFIX = "sha256$"
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """One row of ``list_users``."""
+
+    id: int
+    login: str
+    is_admin: bool
+    quota: int
+    used: int
+    created: float
+
+
+def validate_login(login: str) -> str:
+    """Return ``login`` if it is 1-64 chars of ``[A-Za-z0-9._-]`` not starting with '.'."""
+    if not isinstance(login, str) or not LOGIN_RE.fullmatch(login) or login.startswith("."):
+        raise errors.BadRequest(
+            f"invalid login {login!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "not starting with '.'"
+        )
+    return login
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class Accounts:
+    """User and device management plus authentication over a ``Drive``."""
+
+    def __init__(self, drive: Drive, *, hasher: PasswordHasher | None = None) -> None:
+        self.drive = drive
+        self.db = drive.db
+        # argon2-cffi's defaults are RFC 9106's low-memory profile: argon2id, 64 MiB, t=3, p=4.
+        self.hasher = hasher or PasswordHasher()
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._seen: dict[int, float] = {}
+
+    # -- passwords --------------------------------------------------------------------------------
+    def hash_password(self, password: str) -> str:
+        """An argon2id hash (PHC string) of ``password``."""
+        if not password:
+            raise errors.BadRequest("the password must not be empty")
+        return self.hasher.hash(password)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    # -- users ------------------------------------------------------------------------------------
+    def add_user(
+        self, login: str, password: str, *, quota: int | None = None, admin: bool = False
+    ) -> Principal:
+        """Create an account (``BadRequest`` for a bad login, ``AlreadyExists`` if taken)."""
+        validate_login(login)
+        if quota is not None and quota < 0:
+            raise errors.BadRequest("the quota must not be negative")
+        password_hash = self.hash_password(password)
+        with self.db.read() as s:
+            taken = s.scalar(select(User.login).where(func.lower(User.login) == login.lower()))
+        if taken is not None:
+            raise errors.AlreadyExists(f"user {taken!r} exists")
+        return self.drive.create_account(login, password_hash, quota=quota, is_admin=admin)
+
+    def list_users(self) -> list[UserInfo]:
+        """Every account, by login."""
+        with self.db.read() as s:
+            rows = s.execute(
+                select(
+                    User.id,
+                    User.login,
+                    User.is_admin,
+                    User.quota_bytes,
+                    User.used_bytes,
+                    User.created_at,
+                ).order_by(User.login)
+            ).all()
+        return [UserInfo(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    def _user_id(self, login: str) -> int:
+        return self.drive.principal(login).user_id
+
+    def set_password(self, login: str, password: str) -> None:
+        """Replace the account password (cached verifications of that user are dropped)."""
+        password_hash = self.hash_password(password)
+        user_id = self._user_id(login)
+        with self.db.write() as s:
+            s.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
+        self._forget(user_id)
+
+    def set_quota(self, login: str, quota: int) -> None:
+        """Set the account quota in bytes."""
+        if quota < 0:
+            raise errors.BadRequest("the quota must not be negative")
+        user_id = self._user_id(login)
+        with self.db.write() as s:
+            s.execute(update(User).where(User.id == user_id).values(quota_bytes=quota))
+
+    def delete_user(self, login: str) -> None:
+        """Delete the account, its devices and metadata (blocks become GC orphans)."""
+        user_id = self._user_id(login)
+        self.drive.delete_account(user_id)
+        self._forget(user_id)
+
+    def _forget(self, user_id: int) -> None:
+        with self._lock:
+            for key in [k for k, (_, p) in self._cache.items() if p.user_id == user_id]:
+                del self._cache[key]
+
+    # -- devices ----------------------------------------------------------------------------------
+    def add_device(self, p: Principal, name: str) -> tuple[int, str, str]:
+        """Register a device; return ``(device id, app password, token)``, shown only once."""
+        name = name.strip()
+        if not name or len(name) > 128:
+            raise errors.BadRequest("a device name is 1-128 characters")
+        app_password = secrets.token_urlsafe(24)
+        token = secrets.token_urlsafe(32)
+        with self.db.write() as s:
+            device = Device(
+                user_id=p.user_id,
+                name=name,
+                app_password_hash=SECRET_PREFIX + _digest(app_password),
+                token_hash=_digest(token),
+                last_cursor=0,
+                created_at=time.time(),
+            )
+            s.add(device)
+            s.flush()
+            device_id = device.id
+        return device_id, app_password, token
+
+    # -- authentication ---------------------------------------------------------------------------
+    def authenticate(self, login: str, password: str, client: str | None = None) -> Principal:
+        """The principal for Basic credentials: the account password or a device app password.
+
+        ``NotAuthenticated`` on failure; ``TooManyRequests`` (``retry_after`` in details) after
+        more than ``MAX_FAILURES`` failures for this login and client within the window.
+        """
+        now = time.monotonic()
+        limit_key = (login.lower(), client or "")
+        self._check_rate(limit_key, now)
+        cache_key = _digest(f"{login}\0{password}")
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] > now:
+            if hit[1].device_id is not None:
+                self._touch(hit[1].device_id)
+            return hit[1]
+        principal = self._verify_credentials(login, password)
+        if principal is None:
+            self._fail(limit_key, now)
+            raise errors.NotAuthenticated("wrong login or password")
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
+            self._cache[cache_key] = (now + CACHE_TTL, principal)
+            self._failures.pop(limit_key, None)
+        if principal.device_id is not None:
+            self._touch(principal.device_id)
+        return principal
+
+    def _verify_credentials(self, login: str, password: str) -> Principal | None:
+        if not password or not LOGIN_RE.fullmatch(login or ""):
+            return None
+        with self.db.read() as s:
+            user = s.execute(
+                select(User.id, User.login, User.password_hash, User.is_admin).where(
+                    func.lower(User.login) == login.lower()
+                )
+            ).first()
+            if user is None:
+                # Spend the same time as a real check so logins cannot be enumerated by timing.
+                self._verify(_DUMMY_HASH.get(self.hasher), password)
+                return None
+            device_id = s.scalar(
+                select(Device.id).where(
+                    Device.user_id == user.id,
+                    Device.app_password_hash == SECRET_PREFIX + _digest(password),
+                )
+            )
+        if device_id is not None:
+            return Principal(user.id, user.login, device_id, bool(user.is_admin))
+        if not self._verify(user.password_hash, password):
+            return None
+        self._maybe_rehash(user.id, user.password_hash, password)
+        return Principal(user.id, user.login, None, bool(user.is_admin))
+
+    def _maybe_rehash(self, user_id: int, password_hash: str, password: str) -> None:
+        try:
+            stale = self.hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            stale = True
+        if stale:
+            new_hash = self.hasher.hash(password)
+            with self.db.write() as s:
+                s.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
+
+    def authenticate_token(self, token: str) -> Principal:
+        """The principal of a device token (``Authorization: Bearer``); ``NotAuthenticated``."""
+        if not token:
+            raise errors.NotAuthenticated("missing token")
+        with self.db.read() as s:
+            row = s.execute(
+                select(Device.id, User.id, User.login, User.is_admin)
+                .join(User, User.id == Device.user_id)
+                .where(Device.token_hash == _digest(token))
+            ).first()
+        if row is None:
+            raise errors.NotAuthenticated("unknown token")
+        self._touch(row[0])
+        return Principal(row[1], row[2], row[0], bool(row[3]))
+
+    def _check_rate(self, key: tuple[str, str], now: float) -> None:
+        with self._lock:
+            times = self._failures.get(key)
+            if not times:
+                return
+            while times and times[0] <= now - FAILURE_WINDOW:
+                times.popleft()
+            if not times:
+                del self._failures[key]
+                return
+            if len(times) >= MAX_FAILURES:
+                retry = max(1, int(times[0] + FAILURE_WINDOW - now) + 1)
+                raise errors.TooManyRequests(
+                    "too many failed logins; try again later", retry_after=retry
+                )
+
+    def _fail(self, key: tuple[str, str], now: float) -> None:
+        with self._lock:
+            if len(self._failures) > 10_000:
+                cutoff = now - FAILURE_WINDOW
+                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
+            self._failures.setdefault(key, deque(maxlen=MAX_FAILURES)).append(now)
+
+    def _touch(self, device_id: int) -> None:
+        """Record device activity, writing at most once per ``LAST_SEEN_EVERY`` per device."""
+        now = time.time()
+        with self._lock:
+            if now - self._seen.get(device_id, 0.0) < LAST_SEEN_EVERY:
+                return
+            self._seen[device_id] = now
+        with self.db.write() as s:
+            s.execute(update(Device).where(Device.id == device_id).values(last_seen=now))
+
+
+class _DummyHash:
+    """A lazily computed hash of a random password, per hasher (for constant-time misses)."""
+
+    def __init__(self) -> None:
+        self._hashes: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, hasher: PasswordHasher) -> str:
+        with self._lock:
+            h = self._hashes.get(id(hasher))
+            if h is None:
+                h = self._hashes[id(hasher)] = hasher.hash(secrets.token_hex(16))
+            return h
+
+
+_DUMMY_HASH = _DummyHash()
+
+
+__all__ = ["Accounts", "UserInfo", "validate_login"]

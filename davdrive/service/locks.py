@@ -1,0 +1,199 @@
+"""WebDAV lock storage in SQL (table ``dav_lock``), shared by every server process.
+
+``LockRepo`` implements the duck-typed storage interface WsgiDAV's ``LockManager`` drives
+(``open``, ``close``, ``cleanup``, ``clear``, ``get``, ``create``, ``refresh``, ``delete``,
+``get_lock_list``) without importing WsgiDAV: keys are ref-URL strings ("/dav/alice/a.txt"),
+lock dicts carry ``root``, ``type``, ``scope``, ``depth``, ``owner`` (XML bytes), ``principal``,
+``timeout``, ``expire`` and ``token``. Expired locks are never returned and are purged lazily and
+by ``cleanup`` (a periodic job).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy import delete, or_, select
+
+from davdrive.metadata.db import Database
+from davdrive.metadata.schema import DavLock
+
+DEFAULT_TIMEOUT = 3600.0  # when the client asks for none
+MAX_TIMEOUT = 86400.0  # "Infinite" and anything longer is clamped to one day
+
+LockDict = dict[str, Any]
+
+
+def normalize_root(path: str) -> str:
+    """ "/a/b/" -> "/a/b" (the form WsgiDAV's lock manager uses)."""
+    return "/" + str(path).strip("/")
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching strings that start with ``prefix`` (``\\`` escapes %, _)."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def clamp_timeout(timeout: float | None, cap: float = MAX_TIMEOUT) -> float:
+    """Requested seconds (-1 = infinite, None = default) -> the lifetime actually granted."""
+    if timeout is None:
+        return min(DEFAULT_TIMEOUT, cap)
+    timeout = float(timeout)
+    if timeout < 0 or timeout > cap:
+        return cap
+    return timeout
+
+
+def _as_dict(row: DavLock) -> LockDict:
+    return {
+        "token": row.token,
+        "root": row.root,
+        "type": row.type,
+        "scope": row.scope,
+        "depth": row.depth,
+        "owner": bytes(row.owner or b""),
+        "principal": row.principal,
+        "timeout": row.timeout,
+        "expire": row.expire,
+    }
+
+
+class LockRepo:
+    """SQL-backed lock storage for WsgiDAV's ``LockManager`` (pass an instance as
+    ``lock_storage``). ``max_timeout`` caps every granted lifetime."""
+
+    def __init__(self, db: Database, *, max_timeout: float = MAX_TIMEOUT) -> None:
+        self.db = db
+        self.max_timeout = max_timeout
+
+    def __repr__(self) -> str:
+        return "LockRepo(sql)"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Nothing to open: the table is part of the schema."""
+
+    def close(self) -> None:
+        """Nothing to close: sessions are per call."""
+
+    def cleanup(self, now: float | None = None) -> int:
+        """Purge expired locks; returns how many were removed."""
+        now = time.time() if now is None else now
+        with self.db.write() as s:
+            result = s.execute(delete(DavLock).where(DavLock.expire < now))
+            return int(result.rowcount or 0)
+
+    def clear(self) -> None:
+        """Delete every lock."""
+        with self.db.write() as s:
+            s.execute(delete(DavLock))
+
+    # -- single locks ---------------------------------------------------------------------------
+    def get(self, token: str) -> LockDict | None:
+        """The lock for ``token``, or None if unknown or expired (an expired one is purged)."""
+        with self.db.read() as s:
+            row = s.get(DavLock, token)
+            lock = _as_dict(row) if row is not None else None
+        if lock is None:
+            return None
+        if lock["expire"] < time.time():
+            self.delete(token)
+            return None
+        return lock
+
+    def create(self, path: str, lock: LockDict) -> LockDict:
+        """Store a new lock on ``path``; sets ``root``, clamped ``timeout``, ``expire`` and
+        ``token`` in ``lock`` and returns it."""
+        if lock.get("token") is not None or lock.get("expire") is not None:
+            raise ValueError("a new lock has neither token nor expire")
+        root = normalize_root(path)
+        timeout = clamp_timeout(lock.get("timeout"), self.max_timeout)
+        owner = lock.get("owner") or b""
+        if isinstance(owner, str):
+            owner = owner.encode("utf-8")
+        lock.update(
+            root=root,
+            timeout=timeout,
+            expire=time.time() + timeout,
+            token="opaquelocktoken:" + hex(secrets.randbits(256)),
+            owner=owner,
+        )
+        if lock["scope"] not in ("shared", "exclusive") or lock["depth"] not in ("0", "infinity"):
+            raise ValueError("invalid lock scope or depth")
+        with self.db.write() as s:
+            s.add(
+                DavLock(
+                    token=lock["token"],
+                    root=root,
+                    type=lock.get("type", "write"),
+                    scope=lock["scope"],
+                    depth=lock["depth"],
+                    owner=owner,
+                    principal=str(lock.get("principal") or ""),
+                    timeout=timeout,
+                    expire=lock["expire"],
+                )
+            )
+        return lock
+
+    def refresh(self, token: str, *, timeout: float | None) -> LockDict:
+        """Give a live lock a new lifetime (clamped); ``ValueError`` for an unknown token."""
+        timeout = clamp_timeout(timeout, self.max_timeout)
+        with self.db.write() as s:
+            row = s.get(DavLock, token)
+            if row is None or row.expire < time.time():
+                raise ValueError(f"no such lock: {token}")
+            row.timeout = timeout
+            row.expire = time.time() + timeout
+            return _as_dict(row)
+
+    def delete(self, token: str) -> bool:
+        """Remove a lock; False if it did not exist."""
+        with self.db.write() as s:
+            result = s.execute(delete(DavLock).where(DavLock.token == token))
+            return bool(result.rowcount)
+
+    # -- queries --------------------------------------------------------------------------------
+    def get_lock_list(
+        self,
+        path: str,
+        *,
+        include_root: bool,
+        include_children: bool,
+        token_only: bool,
+    ) -> list[Any]:
+        """Live locks rooted at ``path`` (``include_root``) and/or below it
+        (``include_children``, a prefix scan on the indexed ``root`` column)."""
+        root = normalize_root(path)
+        now = time.time()
+        conditions = []
+        if include_root:
+            conditions.append(DavLock.root == root)
+        if include_children:
+            prefix = root.rstrip("/") + "/"
+            conditions.append(DavLock.root.like(like_prefix(prefix), escape="\\"))
+        if not conditions:
+            return []
+        with self.db.read() as s:
+            rows = s.scalars(select(DavLock).where(or_(*conditions), DavLock.expire >= now)).all()
+            locks = [_as_dict(r) for r in rows]
+        if token_only:
+            return [lock["token"] for lock in locks]
+        return locks
+
+    def delete_under(self, root: str) -> int:
+        """Remove every lock on ``root`` and below it (used after MOVE/DELETE)."""
+        root = normalize_root(root)
+        with self.db.write() as s:
+            result = s.execute(
+                delete(DavLock).where(
+                    (DavLock.root == root)
+                    | DavLock.root.like(like_prefix(root.rstrip("/") + "/"), escape="\\")
+                )
+            )
+            return int(result.rowcount or 0)
+
+
+__all__ = ["LockRepo", "clamp_timeout", "like_prefix", "normalize_root"]
