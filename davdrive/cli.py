@@ -1,0 +1,324 @@
+"""``davdrive``: the admin command line (click), a thin layer over ``build_app``.
+
+``--config FILE`` and ``--data DIR`` are accepted before or after any command name; a value given
+closer to the command wins. Errors print one line on stderr and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from davdrive import errors
+from davdrive.app import App, build_app
+from davdrive.config import load_config, parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class State:
+    """Options collected from every level of the command line."""
+
+    config: str | None = None
+    data: str | None = None
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is not None:
+        setattr(ctx.ensure_object(State), param.name or "", value)
+    return value
+
+
+def common_options(f: F) -> F:
+    """Add ``--config`` and ``--data`` to a group or command (not passed to the function)."""
+    f = click.option(
+        "--data",
+        "data",
+        metavar="DIR",
+        envvar="DAVDRIVE_DATA",
+        expose_value=False,
+        callback=_remember,
+        help="Data directory (default ./davdrive-data).",
+    )(f)
+    f = click.option(
+        "--config",
+        "config",
+        metavar="FILE",
+        envvar="DAVDRIVE_CONFIG",
+        expose_value=False,
+        callback=_remember,
+        type=click.Path(dir_okay=False),
+        help="YAML config file (see config/davdrive.yaml).",
+    )(f)
+    return f
+
+
+def _app(**overrides: Any) -> App:
+    state = click.get_current_context().ensure_object(State)
+    config = load_config(state.config, data_dir=state.data, **overrides)
+    return build_app(config)
+
+
+def _size(value: int) -> str:
+    for unit, mult in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if value >= mult:
+            return f"{value / mult:.1f} {unit}"
+    return f"{value} B"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.ClickException("the password must not be empty")
+    return password
+
+
+class _Group(click.Group):
+    """A group that turns library errors into one-line messages (no tracebacks)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except errors.DriveError as exc:
+            raise click.ClickException(exc.message) from None
+        except (OSError, ValueError, LookupError) as exc:
+            raise click.ClickException(str(exc) or type(exc).__name__) from None
+        except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+
+_Group.group_class = _Group
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options
+@click.version_option(package_name="davdrive")
+def main() -> None:
+    """davdrive: a self-hosted WebDAV file drive."""
+    click.get_current_context().ensure_object(State)
+
+
+@main.command()
+@common_options
+@click.option("--host", help="Address to bind (default 0.0.0.0).")
+@click.option("--port", type=int, help="Port (default 8080).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, exists=True), help="PEM certificate.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, exists=True), help="PEM private key.")
+@click.option("--threads", type=click.IntRange(1, 1024), help="Worker threads (default 64).")
+def serve(
+    host: str | None,
+    port: int | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    threads: int | None,
+) -> None:
+    """Run the WebDAV + API server until SIGTERM/SIGINT."""
+    from davdrive.server.serve import serve as run
+
+    app = _app(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, threads=threads)
+    logging.basicConfig(
+        level=app.config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        run(app)
+    finally:
+        app.close()
+
+
+@main.command()
+@common_options
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, default=8081, show_default=True)
+def notify(host: str, port: int) -> None:
+    """Run the long-poll endpoint as a separate asyncio process (scale-out)."""
+    from davdrive.server.notify_app import run_notify
+
+    app = _app()
+    logging.basicConfig(level=app.config.log_level.upper(), stream=sys.stderr)
+    try:
+        run_notify(app, host, port)
+    finally:
+        app.close()
+
+
+# -- users ----------------------------------------------------------------------------------------
+@main.group()
+@common_options
+def user() -> None:
+    """Manage accounts."""
+
+
+@user.command("add")
+@common_options
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from one stdin line.")
+@click.option("--quota", help="Quota, e.g. 10GB or 512MiB (default from the config).")
+@click.option("--admin", is_flag=True, help="Make the account an administrator.")
+def user_add(name: str, password_stdin: bool, quota: str | None, admin: bool) -> None:
+    """Create an account."""
+    quota_bytes = parse_size(quota) if quota is not None else None
+    password = _read_password(password_stdin)
+    app = _app()
+    try:
+        p = app.accounts.add_user(name, password, quota=quota_bytes, admin=admin)
+    finally:
+        app.close()
+    click.echo(f"created user {p.login}" + (" (admin)" if admin else ""))
+
+
+@user.command("list")
+@common_options
+def user_list() -> None:
+    """List accounts with usage and quota."""
+    app = _app()
+    try:
+        users = app.accounts.list_users()
+    finally:
+        app.close()
+    click.echo(f"{'LOGIN':<24} {'ADMIN':<5} {'USED':>10} {'QUOTA':>10}")
+    for u in users:
+        admin = "yes" if u.is_admin else ""
+        click.echo(f"{u.login:<24} {admin:<5} {_size(u.used):>10} {_size(u.quota):>10}")
+
+
+@user.command("passwd")
+@common_options
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from one stdin line.")
+def user_passwd(name: str, password_stdin: bool) -> None:
+    """Set an account's password."""
+    password = _read_password(password_stdin)
+    app = _app()
+    try:
+        app.accounts.set_password(name, password)
+    finally:
+        app.close()
+    click.echo(f"password of {name} changed")
+
+
+@user.command("quota")
+@common_options
+@click.argument("name")
+@click.argument("size")
+def user_quota(name: str, size: str) -> None:
+    """Set an account's quota (10GB, 512MiB, bytes)."""
+    quota = parse_size(size)
+    app = _app()
+    try:
+        app.accounts.set_quota(name, quota)
+    finally:
+        app.close()
+    click.echo(f"quota of {name}: {_size(quota)}")
+
+
+@user.command("delete")
+@common_options
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def user_delete(name: str, yes: bool) -> None:
+    """Delete an account and all its files."""
+    if not yes:
+        click.confirm(f"Delete user {name} and all their files?", abort=True)
+    app = _app()
+    try:
+        app.accounts.delete_user(name)
+    finally:
+        app.close()
+    click.echo(f"deleted user {name}")
+
+
+# -- devices --------------------------------------------------------------------------------------
+@main.group()
+@common_options
+def device() -> None:
+    """Manage device credentials."""
+
+
+@device.command("add")
+@common_options
+@click.argument("login")
+@click.argument("name")
+def device_add(login: str, name: str) -> None:
+    """Create an app password and a token for a device (shown once)."""
+    app = _app()
+    try:
+        device_id, app_password, token = app.accounts.add_device(app.drive.principal(login), name)
+    finally:
+        app.close()
+    click.echo(f"device {device_id} ({name}) for {login}")
+    click.echo(f"app password: {app_password}")
+    click.echo(f"token: {token}")
+
+
+# -- maintenance ----------------------------------------------------------------------------------
+@main.command()
+@common_options
+@click.option("--repair", is_flag=True, help="Remove references to missing or damaged blocks.")
+@click.option("--no-verify", is_flag=True, help="Check presence only; do not decrypt blocks.")
+def fsck(repair: bool, no_verify: bool) -> None:
+    """Check stored blocks against the metadata; exit status 1 when damage is found."""
+    app = _app()
+    try:
+        report = app.drive.fsck(repair=repair, verify=not no_verify)
+    finally:
+        app.close()
+    click.echo(report.summary())
+    for key in report.missing:
+        click.echo(f"missing: {key}")
+    for key in report.damaged:
+        click.echo(f"damaged: {key}")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@common_options
+@click.argument("name", required=False)
+def usage(name: str | None) -> None:
+    """Show used and available space for one account or all."""
+    app = _app()
+    try:
+        logins = [name] if name else [u.login for u in app.accounts.list_users()]
+        rows = [(login, app.drive.usage(app.drive.principal(login))) for login in logins]
+    finally:
+        app.close()
+    click.echo(f"{'LOGIN':<24} {'USED':>10} {'QUOTA':>10} {'AVAILABLE':>10}")
+    for login, u in rows:
+        click.echo(f"{login:<24} {_size(u.used):>10} {_size(u.quota):>10} {_size(u.available):>10}")
+
+
+@main.group()
+@common_options
+def key() -> None:
+    """Manage master keys."""
+
+
+@key.command("rotate")
+@common_options
+def key_rotate() -> None:
+    """Add a new master key and rewrap every account key under it (blocks stay as they are)."""
+    app = _app()
+    try:
+        new_id = app.keyring.rotate()
+        count = app.drive.rewrap_keys()
+    finally:
+        app.close()
+    click.echo(f"new master key {new_id}; rewrapped {count} account key(s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""``davdrive serve``: cheroot in front of the dispatcher (notes/wsgidav.md §5).
+
+- A fixed pool of ``config.threads`` workers, backlog 128, 30 s socket timeout, up to 256 idle
+  keep-alive connections, 64 KiB request headers.
+- ``BoundedDrainRequest``: when the app answers before reading a ``Content-Length`` body (401
+  before auth, 412, 413, 503...), stock cheroot drains the rest with one ``read(remaining)``
+  that buffers the whole body in RAM. Here at most ``DRAIN_LIMIT`` bytes are drained in
+  ``DRAIN_PIECE`` reads; a larger rest closes the connection instead.
+  The connection then closes with a short lingering close (stop sending, discard what the
+  client still sends for up to ``LINGER_SECONDS``), so the client reads the early answer instead
+  of a TCP reset.
+- TLS through ``BuiltinSSLAdapter`` when ``tls_cert`` and ``tls_key`` are set (the handshake runs
+  in cheroot's selector thread; on the internet, terminate TLS at a reverse proxy).
+- SIGTERM/SIGINT stop gracefully: long-polls are released, workers finish, exit status 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import ssl
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cheroot import server as cheroot_server
+from cheroot import wsgi
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from davdrive import errors
+from davdrive.app import App
+from davdrive.server.wsgi import make_wsgi_app
+
+log = logging.getLogger("davdrive.server")
+
+DRAIN_PIECE = 64 << 10
+DRAIN_LIMIT = 1 << 20
+LINGER_SECONDS = 2.0
+INITIAL_PASSWORD_FILE = "initial-admin-password"
+
+
+class BoundedDrainRequest(cheroot_server.HTTPRequest):
+    """An ``HTTPRequest`` that never reads an unread request body into memory at once."""
+
+    drain_limit = DRAIN_LIMIT
+
+    def send_headers(self) -> None:
+        """Drain a small unread body in pieces, or close the connection, then send headers."""
+        if self.chunked_read:
+            # cheroot never drains a chunked body; keeping the connection would misparse it.
+            if not getattr(self.rfile, "closed", True):
+                self.close_connection = True
+        elif not self.close_connection:
+            remaining = getattr(self.rfile, "remaining", 0) or 0
+            if remaining > self.drain_limit:
+                self.close_connection = True
+                self.conn.linger_discard = True
+            else:
+                try:
+                    while remaining > 0:
+                        piece = self.rfile.read(min(DRAIN_PIECE, remaining))
+                        if not piece:
+                            self.close_connection = True
+                            break
+                        remaining = getattr(self.rfile, "remaining", 0) or 0
+                except (OSError, ValueError):
+                    self.close_connection = True
+        super().send_headers()
+
+
+class BoundedDrainConnection(cheroot_server.HTTPConnection):
+    """A connection whose requests use ``BoundedDrainRequest``."""
+
+    RequestHandlerClass = BoundedDrainRequest
+    linger_discard = False
+
+    def close(self) -> None:
+        """Close; after an early answer to an unread body, linger so the client can read it."""
+        if self.linger_discard:
+            self.linger_discard = False
+            self._discard_rest()
+        super().close()
+
+    def _discard_rest(self) -> None:
+        """Send FIN, then read and drop the client's remaining bytes (bounded in time)."""
+        try:
+            self.wfile.flush()
+            self.socket.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            buf = bytearray(DRAIN_PIECE)
+            while (left := deadline - time.monotonic()) > 0:
+                self.socket.settimeout(left)
+                if self.socket.recv_into(buf) == 0:
+                    break
+        except (OSError, ValueError):
+            pass
+
+
+def make_server(app: App, wsgi_app: Any | None = None) -> wsgi.Server:
+    """A configured (not yet started) cheroot server for ``app.config``."""
+    c = app.config
+    srv = wsgi.Server(
+        (c.host, c.port),
+        wsgi_app if wsgi_app is not None else make_wsgi_app(app),
+        # Long-polls wait on their own extra workers (capped in the API), so WebDAV keeps
+        # `threads` workers however many polls are held; a waiting thread costs ~16 KiB RSS.
+        numthreads=c.threads + c.longpoll_slots,
+        request_queue_size=128,
+        timeout=30,
+        server_name="davdrive",
+    )
+    srv.keep_alive_conn_limit = 256
+    srv.max_request_header_size = 64 << 10
+    srv.ConnectionClass = BoundedDrainConnection
+    if c.tls_cert or c.tls_key:
+        if not (c.tls_cert and c.tls_key):
+            raise errors.BadRequest("TLS needs both tls_cert and tls_key")
+        adapter = BuiltinSSLAdapter(c.tls_cert, c.tls_key)
+        adapter.context.minimum_version = ssl.TLSVersion.TLSv1_2
+        srv.ssl_adapter = adapter
+    return srv
+
+
+def ensure_admin(app: App) -> str | None:
+    """On a first start with no users, create ``admin`` and return its random password.
+
+    The password is also written to ``<data>/initial-admin-password`` (mode 0600).
+    """
+    if app.accounts.list_users():
+        return None
+    password = secrets.token_urlsafe(18)
+    try:
+        app.accounts.add_user("admin", password, admin=True)
+    except errors.AlreadyExists:  # another process won the race
+        return None
+    path = Path(app.config.data_dir) / INITIAL_PASSWORD_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(password + "\n")
+    return password
+
+
+def serve(app: App) -> None:
+    """Serve until SIGTERM or SIGINT; print the initial admin password once on a first start."""
+    password = ensure_admin(app)
+    if password is not None:
+        print(f"created user admin with password: {password}", flush=True)
+        print(
+            f"(also stored in {Path(app.config.data_dir) / INITIAL_PASSWORD_FILE}; "
+            "change it with `davdrive user passwd admin`)",
+            flush=True,
+        )
+    srv = make_server(app)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    srv.prepare()
+    host, port = srv.bind_addr[:2]
+    scheme = "https" if srv.ssl_adapter is not None else "http"
+    shown = f"[{host}]" if ":" in host else host
+    log.info("listening on %s://%s:%s", scheme, shown, port)
+    worker = threading.Thread(target=srv.serve, name="cheroot", daemon=True)
+    worker.start()
+    try:
+        while not stop.wait(1.0):
+            if not worker.is_alive():
+                raise RuntimeError("the HTTP server stopped unexpectedly")
+    finally:
+        app.bus.close()  # release long-polls so workers can finish
+        srv.stop()
+        worker.join(timeout=10)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        log.info("stopped")
+
+
+__all__ = ["BoundedDrainConnection", "BoundedDrainRequest", "ensure_admin", "make_server", "serve"]

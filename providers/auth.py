@@ -1,0 +1,64 @@
+"""Domain controller: HTTP Basic against ``App.accounts`` (no digest: passwords are argon2).
+
+WsgiDAV builds the controller from its class with ``(wsgidav_app, config)``, so the davdrive
+``App`` rides in ``config["davdrive"]["app"]``. On success the caller's ``Principal`` is stored in
+``environ["davdrive.principal"]`` and ``wsgidav.auth.user_name`` becomes the canonical login (the
+lock principal). Rate limiting lives in ``Accounts.authenticate`` (``TooManyRequests`` → 429).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from wsgidav.dav_error import DAVError
+from wsgidav.dc.base_dc import BaseDomainController
+
+from davdrive import errors
+from providers.errors import HTTP_TOO_MANY_REQUESTS
+
+PRINCIPAL_KEY = "davdrive.principal"
+REALM = "davdrive"
+
+
+class DriveDomainController(BaseDomainController):
+    """Every DAV request needs an account; Basic only."""
+
+    def __init__(self, wsgidav_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, config)
+        self.app = config["davdrive"]["app"]
+
+    def __str__(self) -> str:
+        return "DriveDomainController()"
+
+    def get_domain_realm(self, path_info: str, environ: dict[str, Any] | None) -> str:
+        """One realm for the whole DAV tree (browsers and OSes remember one password)."""
+        return REALM
+
+    def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+        return True
+
+    def supports_http_digest_auth(self) -> bool:
+        return False
+
+    def basic_auth_user(
+        self, realm: str, user_name: str, password: str, environ: dict[str, Any]
+    ) -> bool:
+        """Verify the credentials; False means 401, ``TooManyRequests`` means 429."""
+        client = environ.get("REMOTE_ADDR")
+        try:
+            principal = self.app.accounts.authenticate(user_name, password, client=client)
+        except errors.TooManyRequests as exc:
+            retry = exc.details.get("retry_after") if exc.details else None
+            raise DAVError(
+                HTTP_TOO_MANY_REQUESTS,
+                context_info="too many failed logins; try again later",
+                add_headers=[("Retry-After", str(int(float(retry or 60))))],
+            ) from None
+        except errors.DriveError:
+            return False
+        environ[PRINCIPAL_KEY] = principal
+        # WsgiDAV overwrites wsgidav.auth.user_name with the typed name after we return; the
+        # provider reads the principal, and the lock principal is fixed in RequestServer from
+        # this key, so keep them equal when the login differs only in case.
+        environ["davdrive.login"] = principal.login
+        return True

@@ -1,0 +1,256 @@
+"""DriveProvider: ``/dav/<login>/...`` onto the drive service, one namespace per account.
+
+``/dav/`` lists only the caller's home; another login's home answers 404 for every method, and a
+``Destination`` outside the caller's home answers 403. Request-level quirks WsgiDAV leaves open are
+closed in ``custom_request_handler`` (see docs/WEBDAV.md).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, fromstring
+from wsgidav.dav_error import (
+    HTTP_BAD_REQUEST,
+    HTTP_FORBIDDEN,
+    HTTP_NOT_FOUND,
+    HTTP_PRECONDITION_FAILED,
+    HTTP_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_UNAUTHORIZED,
+    DAVError,
+    PRECONDITION_CODE_PropfindFiniteDepth,
+)
+from wsgidav.dav_provider import DAVProvider
+
+from davdrive.service.types import NodeInfo, Principal
+from providers.auth import PRINCIPAL_KEY
+from providers.resources import (
+    CREATED_KEY,
+    MTIME_APPLIED_KEY,
+    MTIME_KEY,
+    NODES_KEY,
+    FileResource,
+    FolderResource,
+    RootResource,
+    dav_errors,
+)
+
+MAX_XML_BODY = 1 << 20
+XML_METHODS = ("PROPFIND", "PROPPATCH", "LOCK")
+IF_MATCH_METHODS = ("PUT", "DELETE", "PROPPATCH", "MOVE", "COPY", "LOCK")
+
+
+def _hostile(parts: Iterable[str]) -> bool:
+    """Dot segments, NUL, backslashes, and "%2F": cheroot leaves an encoded slash encoded, so a
+    name containing it cannot be told apart from a path separator; refuse it."""
+    return any(p in (".", "..") or "\x00" in p or "\\" in p or "%2f" in p.lower() for p in parts)
+
+
+class DriveProvider(DAVProvider):
+    """One provider for every account; resources are built per request from the drive."""
+
+    def __init__(self, drive: Any) -> None:
+        super().__init__()
+        self.drive = drive
+
+    def __repr__(self) -> str:
+        return "DriveProvider()"
+
+    # -- identity and paths ---------------------------------------------------------------------
+    @staticmethod
+    def principal(environ: dict[str, Any]) -> Principal:
+        p = environ.get(PRINCIPAL_KEY)
+        if p is None:
+            raise DAVError(HTTP_UNAUTHORIZED)
+        return p
+
+    def split(self, path: str, environ: dict[str, Any]) -> list[str]:
+        """Share-relative path → components; hostile components → 400."""
+        parts = [p for p in path.split("/") if p]
+        if _hostile(parts):
+            raise DAVError(HTTP_BAD_REQUEST, "invalid path")
+        return parts
+
+    def drive_path(self, share_path: str, environ: dict[str, Any]) -> str:
+        """ "/<login>/a/b" → "/a/b" for the caller; another home → 403 (used for Destination)."""
+        parts = self.split(share_path, environ)
+        if not parts or parts[0] != self.principal(environ).login:
+            raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
+        return "/" + "/".join(parts[1:])
+
+    def make_resource(
+        self, path: str, dpath: str, node: NodeInfo, environ: dict[str, Any]
+    ) -> FileResource | FolderResource:
+        if node.is_dir:
+            return FolderResource(self, path, dpath, node, environ)
+        return FileResource(self, path, dpath, node, environ)
+
+    def get_resource_inst(self, path: str, environ: dict[str, Any]) -> Any:
+        parts = self.split(path, environ)
+        p = self.principal(environ)
+        if not parts:
+            return RootResource(self, environ)
+        if parts[0] != p.login:
+            return None  # other homes do not exist for this caller
+        share_path = "/" + "/".join(parts)
+        dpath = "/" + "/".join(parts[1:])
+        cache = environ.setdefault(NODES_KEY, {})
+        if share_path in cache:
+            node = cache[share_path]
+        else:
+            with dav_errors():
+                node = self.drive.try_stat(p, dpath)
+            cache[share_path] = node
+        if node is None:
+            return None
+        return self.make_resource(share_path, dpath, node, environ)
+
+    def exists(self, path: str, environ: dict[str, Any]) -> bool:
+        return self.get_resource_inst(path, environ) is not None
+
+    def is_collection(self, path: str, environ: dict[str, Any]) -> bool:
+        res = self.get_resource_inst(path, environ)
+        return bool(res is not None and res.is_collection)
+
+    # -- request-level rules --------------------------------------------------------------------
+    def custom_request_handler(
+        self, environ: dict[str, Any], start_response: Callable, default_handler: Callable
+    ) -> Any:
+        """Checks WsgiDAV does not make, then the default handler with core errors mapped."""
+        method = environ["REQUEST_METHOD"]
+        p = self.principal(environ)
+        environ["wsgidav.user_name"] = p.login  # the lock principal is the canonical login
+        parts = self.split(environ["PATH_INFO"], environ)
+        if parts and parts[0] != p.login and method != "OPTIONS":
+            raise DAVError(HTTP_NOT_FOUND)
+        if method in XML_METHODS:
+            self._buffer_xml_body(environ)
+        if method == "PROPFIND":
+            depth = environ.get("HTTP_DEPTH", "")
+            if depth == "infinity":
+                raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_PropfindFiniteDepth)
+            if not depth:
+                environ["HTTP_DEPTH"] = "1"  # like sabre/Nextcloud: no Depth means 1
+        elif method == "PROPPATCH" and environ.get("HTTP_DEPTH"):
+            environ["HTTP_DEPTH"] = "0"  # PROPPATCH has no depth; some clients send 1
+        elif method == "PUT":
+            raw = environ.get("HTTP_X_OC_MTIME")
+            if raw:
+                environ[MTIME_KEY] = _parse_oc_mtime(raw)
+        elif method in ("GET", "HEAD"):
+            res = self.get_resource_inst(environ["PATH_INFO"], environ)
+            if res is not None and res.is_collection:
+                return _folder_page(res, start_response, head=method == "HEAD")
+        elif method in ("MOVE", "COPY") and environ.get("HTTP_DESTINATION"):
+            self._check_destination(environ)
+        if (
+            method in IF_MATCH_METHODS
+            and environ.get("HTTP_IF_MATCH")
+            and self.get_resource_inst(environ["PATH_INFO"], environ) is None
+        ):
+            raise DAVError(HTTP_PRECONDITION_FAILED, "If-Match on a missing resource")
+
+        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if environ.get(CREATED_KEY) and status.startswith("204"):
+                status = "201 Created"
+            if environ.get(MTIME_APPLIED_KEY):
+                headers = [*headers, ("X-OC-Mtime", "accepted")]
+            return (
+                start_response(status, headers, exc_info)
+                if exc_info
+                else start_response(status, headers)
+            )
+
+        with dav_errors():
+            return default_handler(environ, respond)
+
+    def _check_destination(self, environ: dict[str, Any]) -> None:
+        """A Destination must stay inside the caller's home (no ``..``, no other login)."""
+        raw = unquote(environ["HTTP_DESTINATION"])
+        path = urlparse(raw, allow_fragments=False).path
+        prefix = self.mount_path + self.share_path
+        if "\x00" in path:
+            raise DAVError(HTTP_BAD_REQUEST, "invalid destination")
+        if not (path == prefix or path.startswith(prefix + "/")):
+            raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
+        parts = [x for x in path[len(prefix) :].split("/") if x]
+        if _hostile(parts):
+            raise DAVError(HTTP_BAD_REQUEST, "invalid destination")
+        if not parts or parts[0] != self.principal(environ).login:
+            raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
+
+    @staticmethod
+    def _buffer_xml_body(environ: dict[str, Any]) -> None:
+        """Read an XML request body (≤ 1 MiB, chunked too), refuse DTDs/entities and malformed
+        XML with 400, and hand WsgiDAV a buffered copy with a Content-Length."""
+        stream = environ["wsgi.input"]
+        raw_len = str(environ.get("CONTENT_LENGTH") or "").strip()
+        if raw_len:
+            try:
+                length = int(raw_len)
+            except ValueError:
+                raise DAVError(HTTP_BAD_REQUEST, "invalid Content-Length") from None
+            if length > MAX_XML_BODY:
+                raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, "XML body too large")
+            body = _read_upto(stream, length)
+        elif "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+            body = _read_upto(stream, MAX_XML_BODY + 1)
+            if len(body) > MAX_XML_BODY:
+                raise DAVError(HTTP_REQUEST_ENTITY_TOO_LARGE, "XML body too large")
+        else:
+            body = b""
+        environ["wsgidav.all_input_read"] = 1
+        if body.strip():
+            try:
+                fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+            except (ParseError, DefusedXmlException, ValueError) as exc:
+                raise DAVError(HTTP_BAD_REQUEST, f"malformed XML body: {exc}") from None
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+
+
+def _folder_page(res: Any, start_response: Callable, *, head: bool) -> list[bytes]:
+    """GET/HEAD on a folder: 200 with a plain HTML list of members (clients probe folders with
+    HEAD; the web UI is elsewhere)."""
+    with dav_errors():
+        names = [
+            m.get_display_name() + ("/" if m.is_collection else "") for m in res.get_member_list()
+        ]
+    items = "".join(f'<li><a href="{quote(n)}">{html.escape(n)}</a></li>' for n in names)
+    title = html.escape(res.get_href())
+    body = (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+        f"<body><h1>{title}</h1><ul>{items}</ul></body></html>"
+    ).encode()
+    headers = [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))]
+    etag = res.get_etag()
+    if etag:
+        headers.append(("ETag", f'"{etag}"'))
+    start_response("200 OK", headers)
+    return [b""] if head else [body]
+
+
+def _read_upto(stream: Any, limit: int) -> bytes:
+    out = bytearray()
+    while len(out) < limit:
+        chunk = stream.read(min(65536, limit - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def _parse_oc_mtime(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise DAVError(HTTP_BAD_REQUEST, "invalid X-OC-Mtime header") from None
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        raise DAVError(HTTP_BAD_REQUEST, "X-OC-Mtime out of range")
+    return value

@@ -1,0 +1,219 @@
+"""The real ``davdrive serve`` subprocess: routing, first start, shutdown, memory, TLS."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import socket
+import stat
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+import requests
+
+from davdrive.app import build_app
+from davdrive.config import load_config
+
+MiB = 1 << 20
+
+
+def test_healthz_answers_without_authentication(live_server):
+    r = requests.get(f"{live_server.url}/healthz", timeout=5)
+    assert r.status_code == 200
+    assert r.text.strip() == "ok"
+    assert "WWW-Authenticate" not in r.headers
+
+
+def test_options_root_advertises_dav_class_2(live_server):
+    r = requests.options(f"{live_server.url}/", timeout=5)
+    assert r.status_code == 200
+    classes = [c.strip() for c in r.headers["DAV"].split(",")]
+    assert "1" in classes and "2" in classes
+    assert r.headers["MS-Author-Via"] == "DAV"
+    assert "PROPFIND" in r.headers["Allow"]
+
+
+def test_unknown_paths_are_404(live_server):
+    assert requests.get(f"{live_server.url}/nope", timeout=5).status_code == 404
+    r = requests.get(f"{live_server.url}/api/nope", timeout=5)
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+
+
+def test_dav_requires_authentication(live_server):
+    r = requests.request("PROPFIND", live_server.dav("alice"), headers={"Depth": "0"}, timeout=5)
+    assert r.status_code in (401, 503)  # 503 only while the WebDAV adapter is absent
+    if r.status_code == 401:
+        ok = requests.request(
+            "PROPFIND",
+            live_server.dav("alice"),
+            headers={"Depth": "0"},
+            auth=live_server.auth("alice"),
+            timeout=10,
+        )
+        assert ok.status_code == 207
+
+
+def test_first_start_creates_admin_with_private_password_file(live_server_factory):
+    srv = live_server_factory(create_users=False)
+    pw_file = srv.data_dir / "initial-admin-password"
+    assert stat.S_IMODE(pw_file.stat().st_mode) == 0o600
+    password = pw_file.read_text().strip()
+    assert len(password) >= 16
+    assert password in srv.stdout()  # printed once on the first start
+    assert "listening on http://127.0.0.1:" in srv.stderr()
+
+    # a restart with a user present neither creates nor prints a new password
+    srv.restart()
+    assert srv.stdout().count(password) == 1
+    assert pw_file.read_text().strip() == password
+
+    assert srv.stop() == 0
+    app = build_app(load_config(data_dir=srv.data_dir))
+    try:
+        p = app.accounts.authenticate("admin", password)
+        assert p.login == "admin" and p.is_admin and p.device_id is None
+        assert [u.login for u in app.accounts.list_users()] == ["admin"]
+    finally:
+        app.close()
+
+
+def test_printed_admin_password_logs_in_over_http(live_server_factory):
+    srv = live_server_factory(create_users=False)
+    password = (srv.data_dir / "initial-admin-password").read_text().strip()
+    r = requests.request(
+        "PROPFIND",
+        srv.dav("admin"),
+        headers={"Depth": "0"},
+        auth=("admin", password),
+        timeout=10,
+    )
+    if r.status_code == 503:
+        pytest.skip("WebDAV adapter (providers/) not importable")
+    assert r.status_code == 207
+    bad = requests.request(
+        "PROPFIND", srv.dav("admin"), headers={"Depth": "0"}, auth=("admin", "x"), timeout=10
+    )
+    assert bad.status_code == 401
+
+
+def test_sigterm_exits_zero_promptly(live_server):
+    # an idle keep-alive connection must not hold the shutdown up
+    s = requests.Session()
+    assert s.get(f"{live_server.url}/healthz", timeout=5).status_code == 200
+    t0 = time.monotonic()
+    assert live_server.stop(timeout=20) == 0
+    assert time.monotonic() - t0 < 10
+    assert "stopped" in live_server.stderr()
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _stream_put(port: int, path: str, size: int) -> bytes:
+    """Send an unauthenticated PUT of ``size`` bytes; return whatever the server answered."""
+    piece = os.urandom(MiB)
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        sent = 0
+        try:
+            while sent < size:
+                n = min(len(piece), size - sent)
+                sock.sendall(piece[:n])
+                sent += n
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered early and closed: exactly what should happen
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except OSError:
+            pass
+    return answer
+
+
+@pytest.mark.parametrize("path", ["/dav/alice/big.bin", "/nope/big.bin"])
+def test_unauthenticated_big_put_does_not_grow_rss(live_server, path):
+    # warm up the code paths (imports, first allocations) before measuring
+    _stream_put(live_server.port, path, 2 * MiB)
+    before = rss_kib(live_server.pid)
+    answer = _stream_put(live_server.port, path, 200 * MiB)
+    time.sleep(0.3)
+    after = rss_kib(live_server.pid)
+    assert (after - before) < 50 * 1024, f"RSS grew by {(after - before) / 1024:.0f} MiB"
+    # the lingering close lets the client read the early answer instead of a reset
+    status = int(answer.split(b" ", 2)[1])
+    assert status == (404 if path.startswith("/nope") else 401)
+    # the server is still healthy and the body was never stored
+    assert requests.get(f"{live_server.url}/healthz", timeout=5).status_code == 200
+
+
+def _self_signed(tmp: Path) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    os.chmod(key_path, 0o600)
+    return str(cert_path), str(key_path)
+
+
+def test_tls_healthz_and_authenticated_dav(live_server_factory, tmp_path):
+    cert, key = _self_signed(tmp_path)
+    srv = live_server_factory(tls=(cert, key))
+    assert srv.url.startswith("https://")
+    r = requests.get(f"{srv.url}/healthz", verify=cert, timeout=5)
+    assert r.status_code == 200 and r.text.strip() == "ok"
+    assert "listening on https://" in srv.stderr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            # plain HTTP on the TLS port gets no HTTP answer
+            requests.get(srv.url.replace("https://", "http://") + "/healthz", timeout=5)
+
+
+def test_requests_client_gets_401_for_big_unauthenticated_put(live_server):
+    r = requests.put(live_server.dav("alice") + "x.bin", data=os.urandom(20 * MiB), timeout=30)
+    assert r.status_code == 401
+    assert "Basic" in r.headers["WWW-Authenticate"]
+    url = live_server.dav("alice") + "x.bin"
+    ok = requests.put(url, data=b"small", auth=live_server.auth("alice"), timeout=30)
+    assert ok.status_code in (201, 204)

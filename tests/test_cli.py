@@ -1,0 +1,170 @@
+"""The ``davdrive`` command line over a real data directory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from davdrive.app import build_app
+from davdrive.cli import main
+from davdrive.config import load_config
+from davdrive.service.types import Principal
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+def run(data: Path, *args: str, input: str | None = None, before: bool = True, code: int = 0):
+    """Invoke the CLI with ``--data`` before (default) or after the command words."""
+    argv = ["--data", str(data), *args] if before else [*args, "--data", str(data)]
+    result = CliRunner().invoke(main, argv, input=input)
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def open_app(data: Path):
+    return build_app(load_config(data_dir=data))
+
+
+def test_user_lifecycle_with_data_before_and_after(data):
+    run(data, "user", "add", "alice", "--password-stdin", input="alice-pw\n")
+    run(data, "user", "add", "root", "--admin", "--quota", "1GB", "--password-stdin",
+        input="root-pw\n", before=False)  # fmt: skip
+    # a prompt without --password-stdin asks twice
+    out = run(data, "user", "add", "bob", input="bob-pw\nbob-pw\n").output
+    assert "created user bob" in out
+
+    listing = run(data, "user", "list", before=False).output.splitlines()
+    rows = {line.split()[0]: line for line in listing[1:]}
+    assert sorted(rows) == ["alice", "bob", "root"]
+    assert "yes" in rows["root"] and "yes" not in rows["alice"]
+
+    run(data, "user", "passwd", "alice", "--password-stdin", input="new-pw\n", before=False)
+    run(data, "user", "quota", "bob", "2MB")
+    app = open_app(data)
+    try:
+        assert app.accounts.authenticate("alice", "new-pw").login == "alice"
+        assert app.accounts.authenticate("root", "root-pw").is_admin
+        assert app.accounts.authenticate("bob", "bob-pw").login == "bob"
+        quotas = {u.login: u.quota for u in app.accounts.list_users()}
+        assert quotas["bob"] == 2_000_000 and quotas["root"] == 1_000_000_000
+    finally:
+        app.close()
+
+    # delete asks unless --yes
+    run(data, "user", "delete", "bob", input="n\n", code=1)
+    run(data, "user", "delete", "bob", "--yes", before=False)
+    listing = run(data, "user", "list").output
+    assert "bob" not in listing and "alice" in listing
+
+
+def test_group_level_and_subcommand_level_options_merge(data, tmp_path):
+    other = tmp_path / "other"
+    cfg = tmp_path / "davdrive.yaml"
+    cfg.write_text(f"data_dir: {other}\n")
+    # --config before the command, --data after it: --data wins for the data directory
+    CliRunner().invoke(
+        main,
+        ["--config", str(cfg), "user", "add", "x", "--password-stdin", "--data", str(data)],
+        input="pw\n",
+    )
+    assert (data / "davdrive.db").exists() and not other.exists()
+    # and the options also work on the intermediate group
+    result = CliRunner().invoke(main, ["user", "--data", str(data), "list"])
+    assert result.exit_code == 0 and "x" in result.output
+
+
+def test_usage_device_fsck_and_key_rotate(data):
+    run(data, "user", "add", "alice", "--password-stdin", input="alice-pw\n")
+    app = open_app(data)
+    try:
+        p: Principal = app.drive.principal("alice")
+        app.drive.write_file(p, "/hello.txt", b"hello world" * 1000)
+        old_key = app.keyring.current_id
+    finally:
+        app.close()
+
+    out = run(data, "usage", "alice").output
+    assert "alice" in out and "11.0 kB" in out
+    assert "alice" in run(data, "usage").output
+
+    out = run(data, "device", "add", "alice", "laptop").output
+    app_pw = out.split("app password: ")[1].split()[0]
+    token = out.split("token: ")[1].split()[0]
+
+    out = run(data, "fsck").output
+    assert "missing: 0" in out and "damaged: 0" in out
+
+    out = run(data, "key", "rotate").output
+    assert "rewrapped 1 account key" in out
+    app = open_app(data)
+    try:
+        assert app.keyring.current_id != old_key and old_key in app.keyring.ids
+        assert app.accounts.authenticate("alice", app_pw).device_id is not None
+        assert app.accounts.authenticate_token(token).login == "alice"
+        # data written under the old master key still reads after the rewrap
+        assert app.drive.read_bytes(p, "/hello.txt") == b"hello world" * 1000
+    finally:
+        app.close()
+
+
+def test_fsck_exit_code_on_damage(data):
+    run(data, "user", "add", "alice", "--password-stdin", input="pw\n")
+    app = open_app(data)
+    try:
+        app.drive.write_file(app.drive.principal("alice"), "/f.bin", bytes(range(256)) * 4096)
+    finally:
+        app.close()
+    blocks = [f for f in (data / "blocks").rglob("*") if f.is_file()]
+    assert blocks
+    raw = bytearray(blocks[0].read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    blocks[0].write_bytes(bytes(raw))
+    out = run(data, "fsck", code=1).output
+    assert "damaged: 1" in out
+    # --no-verify only checks presence: the tampered block is present
+    run(data, "fsck", "--no-verify")
+
+
+def test_errors_are_one_line_without_traceback(data):
+    result = CliRunner().invoke(main, ["--data", str(data), "user", "quota", "ghost", "1GB"])
+    assert result.exit_code == 1
+    assert "no user 'ghost'" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(main, ["--data", str(data), "user", "quota", "ghost", "lots"])
+    assert result.exit_code == 1 and "not a size" in result.output
+    run(data, "user", "add", ".x", "--password-stdin", input="pw\n", code=1)
+    run(data, "user", "add", "y", "--password-stdin", input="\n", code=1)
+
+
+def test_python_dash_m_entry_point(data):
+    proc = subprocess.run(
+        [sys.executable, "-m", "davdrive.cli", "--data", str(data), "user", "add", "z",
+         "--password-stdin"],
+        input="z-pw\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-m", "davdrive.cli", "user", "add", "z", "--password-stdin",
+         "--data", str(data)],
+        input="z-pw\n", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["Error: user 'z' exists"]
+
+
+def test_readme_starts_with_serve_and_test_commands_and_ci_runs_the_latter():
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    blocks = [b.split("```")[0].strip() for b in readme.split("```sh\n")[1:3]]
+    assert blocks[0] == "pip install . && davdrive serve"
+    test_cmd = blocks[1]
+    assert test_cmd.endswith("python -m pytest") and "litmus rclone cadaver" in test_cmd
+    ci = (root / ".ci" / "run").read_text()
+    assert test_cmd in ci.splitlines() and "export CI=true" in ci
+    assert "set -euxo pipefail" in ci
