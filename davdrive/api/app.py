@@ -1,0 +1,76 @@
+"""Flask application factory for ``/api/v1``; every route calls the drive service."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from typing import Any
+
+from flask import Flask, g, request
+
+from davdrive import errors
+from davdrive.api.errors import drive_error_response, error_response
+
+PREFIX = "/api/v1"
+PUBLIC = {f"{PREFIX}/openapi.json", f"{PREFIX}/capabilities"}
+
+
+def _principal(services: Any):  # noqa: ANN202 - returns a Principal
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    client = request.remote_addr
+    if scheme.lower() == "basic" and value:
+        try:
+            login, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise errors.NotAuthenticated("malformed Basic credentials") from None
+        return services.accounts.authenticate(login, password, client=client)
+    if scheme.lower() == "bearer" and value:
+        return services.accounts.authenticate_token(value.strip())
+    raise errors.NotAuthenticated("authentication required")
+
+
+def make_api_app(services: Any, *, max_longpolls: int | None = None) -> Flask:
+    """Build the API over ``services`` (an ``davdrive.app.App``: drive, accounts, config)."""
+    from davdrive.api import changes, files, meta, trash, uploads
+
+    api = Flask("davdrive.api")
+    api.config["services"] = services
+    api.json.sort_keys = False  # type: ignore[attr-defined]
+    slots = getattr(getattr(services, "config", None), "longpoll_slots", 32)
+    limit = max_longpolls if max_longpolls is not None else max(1, slots)
+    api.config["longpoll_slots"] = threading.BoundedSemaphore(limit)
+
+    @api.before_request
+    def authenticate() -> Any:
+        if request.path in PUBLIC:
+            return None
+        try:
+            g.principal = _principal(services)
+        except errors.DriveError as exc:
+            return drive_error_response(exc)
+        return None
+
+    @api.errorhandler(errors.DriveError)
+    def on_drive_error(exc: errors.DriveError) -> Any:
+        return drive_error_response(exc)
+
+    @api.errorhandler(404)
+    def on_404(_exc: Exception) -> Any:
+        return error_response(404, "not_found", f"no such endpoint: {request.path}")
+
+    @api.errorhandler(405)
+    def on_405(_exc: Exception) -> Any:
+        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here")
+
+    @api.errorhandler(400)
+    def on_400(exc: Exception) -> Any:
+        return error_response(400, "bad_request", getattr(exc, "description", "bad request"))
+
+    @api.errorhandler(413)
+    def on_413(_exc: Exception) -> Any:
+        return error_response(413, "file_too_large", "request body too large")
+
+    for module in (files, trash, changes, uploads, meta):
+        api.register_blueprint(module.bp, url_prefix=PREFIX)
+    return api

@@ -1,0 +1,50 @@
+"""Drive errors as JSON: ``{"error": {"code", "message"}}`` with one status table."""
+
+from __future__ import annotations
+
+from flask import Response, jsonify
+
+from davdrive import errors
+
+STATUS: list[tuple[type[errors.DriveError], int]] = [
+    (errors.ParentNotFound, 409),
+    (errors.NotFound, 404),
+    (errors.BadRequest, 400),
+    (errors.NotAuthenticated, 401),
+    (errors.PermissionDenied, 403),
+    (errors.AlreadyExists, 409),
+    (errors.Conflict, 409),
+    (errors.PreconditionFailed, 412),
+    (errors.Locked, 423),
+    (errors.FileTooLarge, 413),
+    (errors.QuotaExceeded, 507),
+    (errors.InsufficientStorage, 507),
+    (errors.IntegrityError, 500),
+    (errors.IncompleteUpload, 400),
+    (errors.TooManyRequests, 429),
+    (errors.CursorExpired, 410),
+]
+
+
+def status_of(exc: errors.DriveError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def error_response(status: int, code: str, message: str, **extra: object) -> Response:
+    body: dict[str, object] = {"code": code, "message": message}
+    body.update(extra)
+    resp = jsonify({"error": body})
+    resp.status_code = status
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="davdrive", charset="UTF-8"'
+    if status == 429:
+        resp.headers["Retry-After"] = "30"
+    return resp
+
+
+def drive_error_response(exc: errors.DriveError) -> Response:
+    extra = {"reset": True} if isinstance(exc, errors.CursorExpired) else {}
+    return error_response(status_of(exc), exc.code, str(exc.message), **extra)

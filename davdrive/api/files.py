@@ -1,0 +1,200 @@
+"""``/files/*``: revisions, download by revision, restore, pin, metadata, simple upload."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, jsonify, request
+
+from davdrive import errors
+from davdrive.api.util import (
+    arg_path,
+    drive,
+    int_arg,
+    json_body,
+    node_json,
+    principal,
+    rev_arg,
+    rfc3339,
+)
+
+bp = Blueprint("files", __name__)
+READ_BLOCK = 1 << 20
+
+
+def _revision_json(v: Any) -> dict[str, Any]:
+    return {
+        "rev": str(v.id),
+        "size": v.size,
+        "modified": rfc3339(v.mtime),
+        "created": rfc3339(v.created),
+        "content_hash": v.content_hash,
+        "author": {"user": v.author_login, "device": v.author_device},
+        "pinned": v.pinned,
+        "current": v.is_current,
+    }
+
+
+@bp.get("/files/list_revisions")
+def list_revisions() -> Any:
+    path = arg_path()
+    limit = int_arg(request.args.get("limit"), "limit", default=20, lo=1, hi=1000)
+    versions = drive().list_versions(principal(), path, limit=limit)
+    return jsonify({"path": path, "revisions": [_revision_json(v) for v in versions]})
+
+
+def _stream(reader: Any, start: int, length: int) -> Iterator[bytes]:
+    try:
+        reader.seek(start)
+        left = length
+        while left > 0:
+            data = reader.read(min(READ_BLOCK, left))
+            if not data:
+                break
+            left -= len(data)
+            yield data
+    finally:
+        reader.close()
+
+
+@bp.get("/files/download")
+def download() -> Any:
+    path = arg_path()
+    rev = request.args.get("rev")
+    version_id = rev_arg(rev) if rev is not None else None
+    reader = drive().open_reader(principal(), path, version_id=version_id)
+    size = reader.size
+    start, length, status = 0, size, 200
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Type": "application/octet-stream",
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(path.rsplit('/', 1)[-1])}",
+    }
+    if request.range is not None:
+        bounds = request.range.range_for_length(size)
+        if bounds is None:
+            reader.close()
+            resp = Response(status=416)
+            resp.headers["Content-Range"] = f"bytes */{size}"
+            return resp
+        start, stop = bounds
+        length, status = stop - start, 206
+        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    headers["Content-Length"] = str(length)
+    return Response(_stream(reader, start, length), status=status, headers=headers)
+
+
+@bp.post("/files/restore")
+def restore() -> Any:
+    body = json_body()
+    path = body.get("path")
+    if not isinstance(path, str) or not path:
+        raise errors.BadRequest("'path' is required")
+    info = drive().restore_version(principal(), path, rev_arg(body.get("rev")))
+    return jsonify(node_json(info))
+
+
+@bp.post("/files/pin")
+def pin() -> Any:
+    body = json_body()
+    path = body.get("path")
+    if not isinstance(path, str) or not path:
+        raise errors.BadRequest("'path' is required")
+    pinned = body.get("pinned", True)
+    if not isinstance(pinned, bool):
+        raise errors.BadRequest("'pinned' must be true or false")
+    drive().pin_version(principal(), path, rev_arg(body.get("rev")), pinned)
+    return jsonify({"path": path, "rev": body.get("rev"), "pinned": pinned})
+
+
+@bp.get("/files/metadata")
+def metadata() -> Any:
+    path = arg_path()
+    d, p = drive(), principal()
+    from davdrive.api.uploads import _uploads
+
+    pending = _uploads().pending(p, path)
+    info = d.try_stat(p, path)
+    if info is None:
+        if pending is None:
+            raise errors.NotFound(f"{path} not found")
+        # Not a file yet for readers; the API shows the upload in progress.
+        return jsonify(
+            {
+                "path": pending.path,
+                "name": pending.path.rsplit("/", 1)[-1],
+                "is_dir": False,
+                "rev": None,
+                "size": pending.length,
+                "content_hash": None,
+                "modified": rfc3339(pending.created),
+                "etag": "",
+                "status": "pending",
+                "uploaded": pending.offset,
+            }
+        )
+    out = node_json(info)
+    if pending is not None:
+        out["status"] = "pending"
+        out["uploaded"] = pending.offset
+    if not info.is_dir and info.version_id is not None:
+        out["blocks"] = [{"id": h, "size": n} for h, n in d.block_list(p, path)]
+    return jsonify(out)
+
+
+def _mtime_arg(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        mtime = float(value)
+    except ValueError:
+        raise errors.BadRequest("'mtime' must be seconds since the epoch") from None
+    if not 0 <= mtime < 1e11:
+        raise errors.BadRequest("'mtime' is out of range")
+    return mtime
+
+
+@bp.post("/files/upload")
+def upload() -> Any:
+    path = arg_path()
+    kind = request.args.get("uploadType", "media")
+    if kind == "resumable":
+        from davdrive.api.uploads import create_session
+
+        return create_session(path)
+    if kind != "media":
+        raise errors.BadRequest("uploadType must be 'media' or 'resumable'")
+    length = request.content_length
+    _mtime_arg(request.args.get("mtime"))  # 400 before the body streams
+    d, p = drive(), principal()
+    existed = d.try_stat(p, path) is not None
+    if_match = request.headers.get("If-Match")
+    upload = d.begin_upload(
+        p,
+        path,
+        expected_etag=if_match.strip('"') if if_match else None,
+        create_only=request.headers.get("If-None-Match") == "*",
+        declared_size=length,
+    )
+    stream = request.environ["wsgi.input"]
+    try:
+        while True:
+            chunk = stream.read(READ_BLOCK if length is None else min(READ_BLOCK, length))
+            if not chunk:
+                break
+            upload.write(chunk)
+            if length is not None and upload.received >= length:
+                break
+    except BaseException:
+        upload.abort()
+        raise
+    mtime = _mtime_arg(request.args.get("mtime"))
+    info = upload.commit(
+        mtime=mtime,
+        expected_size=length,
+    )
+    resp = jsonify(node_json(info))
+    resp.status_code = 200 if existed else 201
+    return resp

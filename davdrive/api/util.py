@@ -1,0 +1,81 @@
+"""Small request helpers shared by the API routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app, g, request
+
+from davdrive import errors
+
+
+def services() -> Any:
+    return current_app.config["services"]
+
+
+def drive() -> Any:
+    return services().drive
+
+
+def principal() -> Any:
+    return g.principal
+
+
+def arg_path(name: str = "path") -> str:
+    value = request.args.get(name)
+    if value is None and request.is_json:
+        value = (request.get_json(silent=True) or {}).get(name)
+    if not isinstance(value, str) or not value:
+        raise errors.BadRequest(f"'{name}' is required")
+    return value if value.startswith("/") else "/" + value
+
+
+def json_body() -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > 1 << 20:
+        raise errors.BadRequest("JSON body larger than 1 MiB")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise errors.BadRequest("expected a JSON object body")
+    return body
+
+
+def int_arg(value: Any, name: str, *, default: int | None = None, lo: int = 0, hi: int = 1 << 62):
+    if value is None or value == "":
+        if default is None:
+            raise errors.BadRequest(f"'{name}' is required")
+        return default
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise errors.BadRequest(f"'{name}' must be an integer") from None
+    if not lo <= n <= hi:
+        raise errors.BadRequest(f"'{name}' must be between {lo} and {hi}")
+    return n
+
+
+def rev_arg(value: Any) -> int:
+    """Revisions are opaque strings to clients; today they carry the version id."""
+    if not isinstance(value, str) or not value.isdigit():
+        raise errors.BadRequest("'rev' must be a revision string from list_revisions")
+    return int(value)
+
+
+def rfc3339(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def node_json(info: Any) -> dict[str, Any]:
+    return {
+        "path": info.path,
+        "name": info.name,
+        "is_dir": info.is_dir,
+        "rev": str(info.version_id) if info.version_id is not None else None,
+        "size": info.size,
+        "content_hash": info.content_hash,
+        "modified": rfc3339(info.mtime),
+        "etag": info.etag,
+        "status": info.status,
+    }
