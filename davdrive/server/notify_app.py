@@ -1,0 +1,187 @@
+"""``davdrive notify``: the long-poll endpoint as a small asyncio process (scale-out).
+
+A reverse proxy mounts it at ``/api/v1/longpoll`` beside the main servers (as Nextcloud runs
+notify_push beside PHP); each waiter is a suspended coroutine, not a thread, so one process
+holds thousands. Wake-ups come from PostgreSQL LISTEN/NOTIFY when the bus is PostgreSQL, and
+from a light poll of the accounts' journal heads in every setup (a missed notification costs at
+most ``poll_interval``). Answers are the same as the main server's ``/api/v1/longpoll``.
+aiohttp is used for HTTP: a well-kept asyncio server, rather than a hand-written parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+from collections import defaultdict
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from davdrive import errors
+from davdrive.metadata.schema import User
+from davdrive.notify.postgres import CHANNEL, _dsn
+
+log = logging.getLogger(__name__)
+MAX_TIMEOUT = 120
+
+
+class Waiters:
+    """Futures of suspended long-polls per account, resolved when the journal passes them."""
+
+    def __init__(self) -> None:
+        self._by_account: dict[int, set[tuple[int, asyncio.Future[bool]]]] = defaultdict(set)
+
+    def add(self, account: int, cursor: int) -> tuple[int, asyncio.Future[bool]]:
+        item = (cursor, asyncio.get_running_loop().create_future())
+        self._by_account[account].add(item)
+        return item
+
+    def remove(self, account: int, item: tuple[int, asyncio.Future[bool]]) -> None:
+        waiters = self._by_account.get(account)
+        if waiters is not None:
+            waiters.discard(item)
+            if not waiters:
+                del self._by_account[account]
+
+    def deliver(self, account: int, seq: int) -> None:
+        for cursor, fut in list(self._by_account.get(account, ())):
+            if seq > cursor and not fut.done():
+                fut.set_result(True)
+
+    def accounts(self) -> list[int]:
+        return list(self._by_account)
+
+    def count(self) -> int:
+        return sum(len(v) for v in self._by_account.values())
+
+
+WAITERS: web.AppKey[Waiters] = web.AppKey("waiters", Waiters)
+
+
+def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Application:
+    """The aiohttp app over ``services`` (a built ``davdrive.app.App``)."""
+    waiters = Waiters()
+    db = services.db
+
+    def heads(accounts: list[int]) -> list[tuple[int, int]]:
+        with db.read() as s:
+            return [
+                (r.id, r.change_seq)
+                for r in s.execute(select(User.id, User.change_seq).where(User.id.in_(accounts)))
+            ]
+
+    def authenticate(header: str, client: str | None) -> Any:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic" and value:
+            try:
+                login, _, pw = base64.b64decode(value.strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise errors.NotAuthenticated("malformed Basic credentials") from None
+            return services.accounts.authenticate(login, pw, client=client)
+        if scheme.lower() == "bearer" and value:
+            return services.accounts.authenticate_token(value.strip())
+        raise errors.NotAuthenticated("authentication required")
+
+    def fail(status: int, code: str, message: str) -> web.Response:
+        resp = web.json_response({"error": {"code": code, "message": message}}, status=status)
+        if status == 401:
+            resp.headers["WWW-Authenticate"] = 'Basic realm="davdrive", charset="UTF-8"'
+        return resp
+
+    async def longpoll(request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        try:
+            p = await loop.run_in_executor(
+                None, authenticate, request.headers.get("Authorization", ""), request.remote
+            )
+        except errors.TooManyRequests as exc:
+            return fail(429, exc.code, str(exc.message))
+        except errors.DriveError as exc:
+            return fail(401, exc.code, str(exc.message))
+        try:
+            cursor = int(request.query.get("cursor", ""))
+            timeout = int(request.query.get("timeout", "30"))
+            if cursor < 0 or not 1 <= timeout <= MAX_TIMEOUT:
+                raise ValueError
+        except ValueError:
+            return fail(
+                400, "bad_request", f"cursor must be a cursor, 1 <= timeout <= {MAX_TIMEOUT}"
+            )
+        account = p.user_id
+        item = waiters.add(account, cursor)
+        try:
+            head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
+            if head > cursor:
+                return web.json_response({"changes": True})
+            try:
+                await asyncio.wait_for(asyncio.shield(item[1]), timeout)
+                return web.json_response({"changes": True})
+            except TimeoutError:
+                head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
+                return web.json_response({"changes": head > cursor})
+        finally:
+            waiters.remove(account, item)
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.Response(text=f"ok {waiters.count()} waiting\n")
+
+    async def poller(app: web.Application) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(poll_interval)
+            accounts = waiters.accounts()
+            if not accounts:
+                continue
+            try:
+                for account, seq in await loop.run_in_executor(None, heads, accounts):
+                    waiters.deliver(account, seq)
+            except Exception:  # noqa: BLE001 - keep serving; the next round retries
+                log.exception("journal poll failed")
+
+    async def listener(app: web.Application) -> None:
+        import psycopg
+
+        dsn = _dsn(services.config.database_url)
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for note in conn.notifies():
+                        account, _, seq = note.payload.partition(":")
+                        waiters.deliver(int(account), int(seq))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("LISTEN connection lost; retrying in 1 s")
+                await asyncio.sleep(1)
+
+    async def background(app: web.Application):  # noqa: ANN202 - aiohttp cleanup context
+        tasks = [asyncio.create_task(poller(app))]
+        if services.config.database_url.startswith("postgresql"):
+            tasks.append(asyncio.create_task(listener(app)))
+        yield
+        for t in tasks:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    app = web.Application()
+    app[WAITERS] = waiters
+    app.router.add_get("/api/v1/longpoll", longpoll)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(background)
+    return app
+
+
+def run_notify(services: Any, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT."""
+    web.run_app(
+        make_notify_app(services),
+        host=host,
+        port=port,
+        access_log=None,
+        print=lambda *a: log.info(*a),
+    )
