@@ -56,7 +56,9 @@ def int_arg(value: Any, name: str, *, default: int | None = None, lo: int = 0, h
 
 def rev_arg(value: Any) -> int:
     """Revisions are opaque strings to clients; today they carry the version id."""
-    if not isinstance(value, str) or not value.isdigit():
+    # isdigit() alone admits '²' and other non-ASCII digits that int() refuses; 18 digits
+    # keep the id inside a signed 64-bit column on every database.
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise errors.BadRequest("'rev' must be a revision string from list_revisions")
     return int(value)
 

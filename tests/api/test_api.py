@@ -124,6 +124,13 @@ def test_error_statuses(api, live_server):
     )
     assert r.status_code == 400
     upload(api, "/c.txt", b"v1")
+    for rev in ("\u00b2", "12a", "9" * 40, ""):  # '²' passes str.isdigit(), not int()
+        r = api.post(url(api, "/files/pin"), json={"path": "/c.txt", "rev": rev, "pinned": True})
+        assert r.status_code == 400, rev
+        r = api.get(url(api, "/files/download"), params={"path": "/c.txt", "rev": rev})
+        assert r.status_code in (400, 404), rev
+    r = api.post(url(api, "/files/pin"), json={"path": "/c.txt", "rev": "999999", "pinned": True})
+    assert r.status_code == 404
     etag = api.get(url(api, "/files/metadata"), params={"path": "/c.txt"}).json()["etag"]
     upload(api, "/c.txt", b"v2")
     r = api.post(

@@ -37,7 +37,7 @@ def test_openapi_contract(live_server):
         "--exclude-path",
         "/api/v1/longpoll",
         "--max-examples",
-        "10",
+        "50",
         "--request-timeout",
         "30",
     ]
