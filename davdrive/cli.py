@@ -267,7 +267,11 @@ def device_add(login: str, name: str) -> None:
 # -- maintenance ----------------------------------------------------------------------------------
 @main.command()
 @common_options
-@click.option("--repair", is_flag=True, help="Remove references to missing or damaged blocks.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Delete orphan objects (stored, referenced by nothing) older than a day.",
+)
 @click.option("--no-verify", is_flag=True, help="Check presence only; do not decrypt blocks.")
 def fsck(repair: bool, no_verify: bool) -> None:
     """Check stored blocks against the metadata; exit status 1 when damage is found."""

@@ -9,12 +9,15 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from davdrive.errors import IntegrityError
-from davdrive.metadata.schema import Block, VersionBlock
+from davdrive.metadata.schema import Block, UploadBlock, UploadSession, VersionBlock
 
 if TYPE_CHECKING:
     from davdrive.service.drive import Drive
 
-ORPHAN_GRACE = 3600.0  # an object younger than this may belong to an upload still in flight
+# An object younger than this may belong to a PUT still streaming (its block rows are written
+# in the commit), so repair leaves it alone: a single upload must finish within a day.
+# Resumable uploads are safe at any age: their blocks are listed in upload_block.
+ORPHAN_GRACE = 24 * 3600.0
 
 
 @dataclass
@@ -42,8 +45,8 @@ class FsckReport:
 
 def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckReport:
     """Walk every block row (reading and authenticating it when ``verify``) and every stored
-    object. ``repair`` deletes orphan objects older than the grace period; it never touches
-    referenced data."""
+    object. ``repair`` deletes orphan objects (referenced by no block row and no unfinished
+    resumable upload) older than the grace period; it never touches referenced data."""
     report = FsckReport()
     backend = drive.store.backend
     known_keys: set[str] = set()
@@ -52,6 +55,10 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
         rows = s.execute(
             select(Block.id, Block.user_id, Block.hash, Block.object_key).order_by(Block.user_id)
         ).all()
+        staged = set(s.scalars(select(UploadBlock.object_key)))
+        staged.update(
+            s.scalars(select(UploadSession.tail_key).where(UploadSession.tail_key.is_not(None)))
+        )
         used = select(VersionBlock.block_id)
         report.unreferenced_blocks = int(
             s.scalar(select(func.count()).select_from(Block).where(Block.id.not_in(used))) or 0
@@ -81,7 +88,7 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
             )
     cutoff = time.time() - ORPHAN_GRACE
     for obj in backend.list():
-        if obj.key not in known_keys:
+        if obj.key not in known_keys and obj.key not in staged:
             report.orphans.append(obj.key)
             if repair and obj.mtime < cutoff:
                 backend.delete(obj.key)

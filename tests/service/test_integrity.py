@@ -67,6 +67,27 @@ def test_fsck_reports_missing_and_orphan_objects(ldrive, tmp_path):
     assert ldrive.fsck().orphans == []
 
 
+def test_fsck_repair_keeps_the_blocks_of_an_unfinished_resumable_upload(ldrive, tmp_path):
+    from davdrive.service.uploads import ResumableUploads
+
+    p = ldrive.create_account("alice", "x")
+    uploads = ResumableUploads(ldrive)
+    data = os.urandom(6 * MiB)
+    sid = uploads.create(p, "/big.bin", len(data)).id
+    half = 4 * MiB + 12345  # complete blocks plus a tail block are staged
+    body = iter([data[:half], b""])
+    assert uploads.append(p, sid, 0, lambda _n: next(body), half) == (half, None)
+    staged = [q for q in (tmp_path / "blocks").rglob("*") if q.is_file()]
+    assert len(staged) >= 2
+    for q in staged:  # an upload paused for days, well past the grace period
+        os.utime(q, (1, 1))
+    report = ldrive.fsck(repair=True)
+    assert report.ok and report.orphans == [] and report.repaired == 0
+    rest = iter([data[half:], b""])
+    _offset, info = uploads.append(p, sid, half, lambda _n: next(rest), len(data) - half)
+    assert info is not None and ldrive.read_bytes(p, "/big.bin") == data
+
+
 def test_marker_appears_nowhere_under_the_data_directory(tmp_path):
     drive = local_drive(tmp_path)
     p = drive.create_account("alice", "x")
