@@ -34,6 +34,8 @@ class Config:
     zstd_level: int = 1
     pipeline_threads: int = 2
     log_level: str = "INFO"
+    journal_retention_days: float = 90.0  # older changes are pruned; older cursors get 410
+    upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def resolved(self) -> Config:

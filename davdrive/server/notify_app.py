@@ -116,12 +116,11 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
             head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
             if head > cursor:
                 return web.json_response({"changes": True})
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(item[1]), timeout)
-                return web.json_response({"changes": True})
-            except TimeoutError:
-                head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
-                return web.json_response({"changes": head > cursor})
+            # The journal decides, not the wake-up: a stray NOTIFY must not answer true.
+            head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
+            return web.json_response({"changes": head > cursor})
         finally:
             waiters.remove(account, item)
 

@@ -11,6 +11,8 @@
   of a TCP reset.
 - TLS through ``BuiltinSSLAdapter`` when ``tls_cert`` and ``tls_key`` are set (the handshake runs
   in cheroot's selector thread; on the internet, terminate TLS at a reverse proxy).
+- Upkeep (stale uploads, expired locks, journal retention) runs on an APScheduler thread
+  (``davdrive.jobs.maintenance``) every ``upkeep_interval`` seconds.
 - SIGTERM/SIGINT stop gracefully: long-polls are released, workers finish, exit status 0.
 """
 
@@ -33,6 +35,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from davdrive import errors
 from davdrive.app import App
+from davdrive.jobs.maintenance import start_scheduler
 from davdrive.server.wsgi import make_wsgi_app
 
 log = logging.getLogger("davdrive.server")
@@ -170,11 +173,13 @@ def serve(app: App) -> None:
     log.info("listening on %s://%s:%s", scheme, shown, port)
     worker = threading.Thread(target=srv.serve, name="cheroot", daemon=True)
     worker.start()
+    scheduler = start_scheduler(app)
     try:
         while not stop.wait(1.0):
             if not worker.is_alive():
                 raise RuntimeError("the HTTP server stopped unexpectedly")
     finally:
+        scheduler.shutdown(wait=True)
         app.bus.close()  # release long-polls so workers can finish
         srv.stop()
         worker.join(timeout=10)

@@ -1031,12 +1031,14 @@ class Drive:
         """Mark a version important (pruning keeps it) or clear the mark."""
         owner = self._authorize(p, write=True)
         with self._mutation() as s:
-            self._lock_account(s, owner)
-            node, _parts = self._require(s, owner, path)
+            user = self._lock_account(s, owner)
+            node, parts = self._require(s, owner, path)
             version = s.get(FileVersion, version_id)
             if version is None or version.node_id != node.id:
                 raise NotFound("no such version of that file")
-            version.pinned = bool(pinned)
+            if version.pinned != bool(pinned):
+                version.pinned = bool(pinned)
+                self._journal(s, user, p, "pinned" if pinned else "unpinned", node, join(parts))
 
     def block_list(
         self, p: Principal, path: str, *, version_id: int | None = None
@@ -1184,12 +1186,17 @@ class Drive:
         return out
 
     def set_dead_prop(self, p: Principal, node_id: int, name: str, value: bytes | None) -> None:
-        """Set (or remove, with None) one dead property."""
+        """Set (or remove, with None) one dead property; journalled as ``props_changed`` (RFC
+        6578 reports a member whose properties changed)."""
         owner = self._authorize(p, write=True)
-        with self.db.write() as s:
+        with self._mutation() as s:
+            user = self._lock_account(s, owner)
             node = s.get(Node, node_id)
             if node is None or node.user_id != owner:
                 raise NotFound("no such node")
+            parts = self._live_path(s, node)
+            if parts is not None:
+                self._journal(s, user, p, "props_changed", node, join(parts))
             s.execute(
                 delete(DeadProperty).where(
                     DeadProperty.node_id == node_id, DeadProperty.name == name

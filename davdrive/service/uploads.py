@@ -87,7 +87,6 @@ class ResumableUploads:
             raise BadRequest("cannot upload to the root")
         # The same up-front checks as any upload: parent folder, size limit, quota headroom.
         self.drive.begin_upload(p, path, declared_size=length).abort()
-        self.expire()
         now = time.time()
         sid = secrets.token_hex(16)
         owner = self.drive._authorize(p, write=True)

@@ -119,3 +119,31 @@ def test_prune_keeps_recent_changes(drive, alice):
     drive.write_file(alice, "/b", b"2")
     assert feed.prune(older_than=3600) == 0
     assert len(feed.since(alice, 0)[0]) == 2
+
+
+def test_pins_and_dead_properties_are_journalled(drive, alice):
+    feed = Changes(drive)
+    drive.write_file(alice, "/doc", b"v1")
+    start = feed.latest(alice)
+    rev = drive.list_versions(alice, "/doc")[0].id
+    drive.pin_version(alice, "/doc", rev, True)
+    drive.pin_version(alice, "/doc", rev, True)  # no change, no row
+    drive.set_dead_prop(alice, drive.stat(alice, "/doc").id, "{urn:x}color", b"<c>red</c>")
+    drive.pin_version(alice, "/doc", rev, False)
+    changes, _, _ = feed.since(alice, start)
+    assert [(c.kind, c.path) for c in changes] == [
+        ("pinned", "/doc"),
+        ("props_changed", "/doc"),
+        ("unpinned", "/doc"),
+    ]
+
+
+def test_a_stray_wake_up_is_not_a_change(drive, alice):
+    """The journal, not the bus, answers: a notification for a seq that never committed (a
+    stray NOTIFY on the shared channel) does not make the long-poll say true."""
+    feed = Changes(drive)
+    cursor = feed.latest(alice)
+    drive.bus.publish(alice.user_id, int(cursor) + 100)
+    started = time.monotonic()
+    assert feed.wait(alice, cursor, 0.3) is False
+    assert time.monotonic() - started < 0.3 + 0.5

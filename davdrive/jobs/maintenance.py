@@ -1,0 +1,76 @@
+"""Routine upkeep on a schedule: expire stale resumable uploads (reclaiming their staged
+blocks), purge expired WebDAV locks, and prune the change journal past its retention.
+
+Each task is idempotent and safe to run in several server processes at once (they delete rows
+by condition), so scale-out needs no lease for them yet. APScheduler runs them on its own
+thread, never on a request worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from davdrive.service.changes import Changes
+from davdrive.service.locks import LockRepo
+from davdrive.service.uploads import ResumableUploads
+
+if TYPE_CHECKING:
+    from davdrive.app import App
+
+log = logging.getLogger("davdrive.jobs")
+DAY = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class UpkeepReport:
+    uploads_expired: int
+    locks_purged: int
+    changes_pruned: int
+
+
+def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
+    """One pass of every upkeep task; returns what each removed."""
+    now = time.time() if now is None else now
+    report = UpkeepReport(
+        uploads_expired=ResumableUploads(app.drive).expire(now),
+        locks_purged=LockRepo(app.db).cleanup(now),
+        changes_pruned=Changes(app.drive).prune(
+            older_than=app.config.journal_retention_days * DAY, now=now
+        ),
+    )
+    if any((report.uploads_expired, report.locks_purged, report.changes_pruned)):
+        log.info("upkeep: %s", report)
+    return report
+
+
+def _guarded(app: App) -> None:
+    try:
+        run_upkeep(app)
+    except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
+        log.exception("upkeep pass failed; the next one retries")
+
+
+def start_scheduler(app: App) -> BackgroundScheduler:
+    """Start the upkeep schedule (first pass right away); ``shutdown()`` it on exit."""
+    scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
+    scheduler.add_job(
+        _guarded,
+        "interval",
+        args=[app],
+        seconds=app.config.upkeep_interval,
+        next_run_time=datetime.now(UTC),
+        id="upkeep",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler
+
+
+__all__ = ["UpkeepReport", "run_upkeep", "start_scheduler"]
