@@ -58,6 +58,7 @@ def _guarded(app: App) -> None:
 
 def start_scheduler(app: App) -> BackgroundScheduler:
     """Start the upkeep schedule (first pass right away); ``shutdown()`` it on exit."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per pass
     scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
     scheduler.add_job(
         _guarded,

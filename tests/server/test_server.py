@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -16,6 +17,7 @@ import requests
 
 from davdrive.app import build_app
 from davdrive.config import load_config
+from tests.live import run_cli
 
 MiB = 1 << 20
 
@@ -45,16 +47,15 @@ def test_unknown_paths_are_404(live_server):
 
 def test_dav_requires_authentication(live_server):
     r = requests.request("PROPFIND", live_server.dav("alice"), headers={"Depth": "0"}, timeout=5)
-    assert r.status_code in (401, 503)  # 503 only while the WebDAV adapter is absent
-    if r.status_code == 401:
-        ok = requests.request(
-            "PROPFIND",
-            live_server.dav("alice"),
-            headers={"Depth": "0"},
-            auth=live_server.auth("alice"),
-            timeout=10,
-        )
-        assert ok.status_code == 207
+    assert r.status_code == 401 and "Basic" in r.headers["WWW-Authenticate"]
+    ok = requests.request(
+        "PROPFIND",
+        live_server.dav("alice"),
+        headers={"Depth": "0"},
+        auth=live_server.auth("alice"),
+        timeout=10,
+    )
+    assert ok.status_code == 207
 
 
 def test_first_start_creates_admin_with_private_password_file(live_server_factory):
@@ -91,8 +92,6 @@ def test_printed_admin_password_logs_in_over_http(live_server_factory):
         auth=("admin", password),
         timeout=10,
     )
-    if r.status_code == 503:
-        pytest.skip("WebDAV adapter (providers/) not importable")
     assert r.status_code == 207
     bad = requests.request(
         "PROPFIND", srv.dav("admin"), headers={"Depth": "0"}, auth=("admin", "x"), timeout=10
@@ -117,12 +116,15 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _stream_put(port: int, path: str, size: int) -> bytes:
-    """Send an unauthenticated PUT of ``size`` bytes; return whatever the server answered."""
+def _stream_put(
+    port: int, path: str, size: int, *, declared: int | None = None, headers: str = ""
+) -> bytes:
+    """Send a PUT declaring ``declared`` (default ``size``) bytes and stream up to ``size`` of
+    them until the server stops reading; return whatever the server answered."""
     piece = os.urandom(MiB)
     head = (
-        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Length: {size}\r\nContent-Type: application/octet-stream\r\n\r\n"
+        f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}"
+        f"Content-Length: {declared or size}\r\nContent-Type: application/octet-stream\r\n\r\n"
     ).encode()
     answer = b""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
@@ -144,20 +146,51 @@ def _stream_put(port: int, path: str, size: int) -> bytes:
     return answer
 
 
-@pytest.mark.parametrize("path", ["/dav/alice/big.bin", "/nope/big.bin"])
-def test_unauthenticated_big_put_does_not_grow_rss(live_server, path):
+def _basic(login: str, password: str) -> str:
+    token = base64.b64encode(f"{login}:{password}".encode()).decode()
+    return f"Authorization: Basic {token}\r\n"
+
+
+# (case, path, extra headers, declared length or None, expected early answer)
+REFUSED_PUTS = [
+    ("unauthenticated", "/dav/alice/big.bin", "", None, 401),
+    ("outside /dav", "/nope/big.bin", "", None, 404),
+    ("stale If-Match", "/dav/alice/exists.bin", 'If-Match: "stale"\r\n', None, 412),
+    ("over the file limit", "/dav/alice/huge.bin", "", 11 * 10**9, 413),
+    ("over quota", "/dav/bob/big.bin", "", None, 507),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "declared", "status"),
+    [case[1:] for case in REFUSED_PUTS],
+    ids=[case[0] for case in REFUSED_PUTS],
+)
+def test_refused_1gib_put_does_not_grow_rss(live_server, path, headers, declared, status):
+    """A PUT answered before its body is read (401, 404, 412, 413, 507) must not make the
+    server buffer the body: cheroot alone would read the rest into RAM at once."""
+    if "/alice/" in path and status != 401:
+        headers += _basic(*live_server.auth("alice"))
+        requests.put(live_server.dav("alice") + "exists.bin", data=b"v1",
+                      auth=live_server.auth("alice"), timeout=10)  # fmt: skip
+    if "/bob/" in path:
+        headers += _basic(*live_server.auth("bob"))
+        run_cli(live_server.data_dir, "user", "quota", "bob", "1MB")
     # warm up the code paths (imports, first allocations) before measuring
-    _stream_put(live_server.port, path, 2 * MiB)
+    _stream_put(live_server.port, path, 2 * MiB, declared=declared, headers=headers)
     before = rss_kib(live_server.pid)
-    answer = _stream_put(live_server.port, path, 200 * MiB)
+    answer = _stream_put(live_server.port, path, 1 << 30, declared=declared, headers=headers)
     time.sleep(0.3)
     after = rss_kib(live_server.pid)
     assert (after - before) < 50 * 1024, f"RSS grew by {(after - before) / 1024:.0f} MiB"
     # the lingering close lets the client read the early answer instead of a reset
-    status = int(answer.split(b" ", 2)[1])
-    assert status == (404 if path.startswith("/nope") else 401)
-    # the server is still healthy and the body was never stored
+    assert int(answer.split(b" ", 2)[1]) == status, answer[:200]
+    # the server is still healthy and nothing was stored
     assert requests.get(f"{live_server.url}/healthz", timeout=5).status_code == 200
+    login = path.split("/")[2] if path.startswith("/dav/") else "alice"
+    listing = requests.request("PROPFIND", live_server.dav(login), headers={"Depth": "1"},
+                               auth=live_server.auth(login), timeout=10).text  # fmt: skip
+    assert "big.bin" not in listing and "huge.bin" not in listing
 
 
 def _self_signed(tmp: Path) -> tuple[str, str]:
@@ -203,6 +236,15 @@ def test_tls_healthz_and_authenticated_dav(live_server_factory, tmp_path):
     r = requests.get(f"{srv.url}/healthz", verify=cert, timeout=5)
     assert r.status_code == 200 and r.text.strip() == "ok"
     assert "listening on https://" in srv.stderr()
+    dav = requests.Session()
+    dav.auth = srv.auth("alice")
+    body, url = os.urandom(3 * MiB), srv.dav("alice") + "over-tls.bin"
+    assert dav.put(url, data=body, verify=cert, timeout=30).status_code == 201
+    assert dav.get(url, verify=cert, timeout=30).content == body
+    listing = dav.request(
+        "PROPFIND", srv.dav("alice"), headers={"Depth": "1"}, verify=cert, timeout=10
+    )
+    assert listing.status_code == 207 and "over-tls.bin" in listing.text
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(requests.exceptions.ConnectionError):
