@@ -11,6 +11,7 @@ import html
 import io
 import math
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
@@ -167,7 +168,10 @@ class DriveProvider(DAVProvider):
                 else start_response(status, headers)
             )
 
-        with dav_errors():
+        storage = getattr(self.lock_manager, "storage", None)
+        home = quote(f"{self.mount_path}{self.share_path}/{p.login}")
+        snapshot = storage.snapshot(home) if hasattr(storage, "snapshot") else nullcontext()
+        with dav_errors(), snapshot:  # one lock query per request, not one per parent URL
             return default_handler(environ, respond)
 
     def _check_destination(self, environ: dict[str, Any]) -> None:

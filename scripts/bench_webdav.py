@@ -268,10 +268,11 @@ def bench(server: Server, payloads: dict[str, bytes], small: int, entries: int) 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(fill, range(entries)))
     times = []
+    pconn = server.conn()  # `conn` may have idled past the keep-alive timeout while filling
     for _ in range(5):
         t0 = time.perf_counter()
-        conn.request("PROPFIND", server.base + "wide/", headers=server.headers({"Depth": "1"}))
-        resp = conn.getresponse()
+        pconn.request("PROPFIND", server.base + "wide/", headers=server.headers({"Depth": "1"}))
+        resp = pconn.getresponse()
         body = resp.read()
         times.append(time.perf_counter() - t0)
         if resp.status != 207 or body.count(b"<D:response") + body.count(b"<d:response") < entries:

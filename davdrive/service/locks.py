@@ -11,7 +11,10 @@ by ``cleanup`` (a periodic job).
 from __future__ import annotations
 
 import secrets
+import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -46,6 +49,12 @@ def clamp_timeout(timeout: float | None, cap: float = MAX_TIMEOUT) -> float:
     return timeout
 
 
+def _ancestors(root: str) -> list[str]:
+    """ "/dav/alice" -> ["/", "/dav"]."""
+    parts = root.strip("/").split("/")
+    return ["/" + "/".join(parts[:i]) for i in range(len(parts))]
+
+
 def _as_dict(row: DavLock) -> LockDict:
     return {
         "token": row.token,
@@ -67,6 +76,44 @@ class LockRepo:
     def __init__(self, db: Database, *, max_timeout: float = MAX_TIMEOUT) -> None:
         self.db = db
         self.max_timeout = max_timeout
+        self._local = threading.local()  # the current request's snapshot, per thread
+
+    # -- request snapshot -----------------------------------------------------------------------
+    @contextmanager
+    def snapshot(self, namespace: str) -> Iterator[None]:
+        """Answer this thread's lock queries under ``namespace`` (one user's home) from one SQL
+        read until the block ends or this repo writes a lock.
+
+        WsgiDAV asks for the lock list of a URL and of each of its parents several times per
+        request (seven queries for one PUT); a request sees one consistent picture instead.
+        Queries outside ``namespace`` still go to SQL.
+        """
+        self._local.scope = (normalize_root(namespace), None)
+        try:
+            yield
+        finally:
+            self._local.scope = None
+
+    def _scoped_locks(self, root: str, include_children: bool) -> list[LockDict] | None:
+        """The snapshot's live locks if it can answer for ``root`` (inside its namespace, or an
+        ancestor of it asked about its own locks only), else None."""
+        scope = getattr(self._local, "scope", None)
+        if scope is None:
+            return None
+        namespace, locks = scope
+        ancestors = _ancestors(namespace)
+        inside = root == namespace or root.startswith(namespace + "/")
+        if not inside and (include_children or root not in ancestors):
+            return None
+        if locks is None:
+            locks = self._query(namespace, include_root=True, include_children=True, also=ancestors)
+            self._local.scope = (namespace, locks)
+        return locks
+
+    def _invalidate(self) -> None:
+        scope = getattr(self._local, "scope", None)
+        if scope is not None:
+            self._local.scope = (scope[0], None)
 
     def __repr__(self) -> str:
         return "LockRepo(sql)"
@@ -81,12 +128,14 @@ class LockRepo:
     def cleanup(self, now: float | None = None) -> int:
         """Purge expired locks; returns how many were removed."""
         now = time.time() if now is None else now
+        self._invalidate()
         with self.db.write() as s:
             result = s.execute(delete(DavLock).where(DavLock.expire < now))
             return int(result.rowcount or 0)
 
     def clear(self) -> None:
         """Delete every lock."""
+        self._invalidate()
         with self.db.write() as s:
             s.execute(delete(DavLock))
 
@@ -122,6 +171,7 @@ class LockRepo:
         )
         if lock["scope"] not in ("shared", "exclusive") or lock["depth"] not in ("0", "infinity"):
             raise ValueError("invalid lock scope or depth")
+        self._invalidate()
         with self.db.write() as s:
             s.add(
                 DavLock(
@@ -141,6 +191,7 @@ class LockRepo:
     def refresh(self, token: str, *, timeout: float | None) -> LockDict:
         """Give a live lock a new lifetime (clamped); ``ValueError`` for an unknown token."""
         timeout = clamp_timeout(timeout, self.max_timeout)
+        self._invalidate()
         with self.db.write() as s:
             row = s.get(DavLock, token)
             if row is None or row.expire < time.time():
@@ -151,6 +202,7 @@ class LockRepo:
 
     def delete(self, token: str) -> bool:
         """Remove a lock; False if it did not exist."""
+        self._invalidate()
         with self.db.write() as s:
             result = s.execute(delete(DavLock).where(DavLock.token == token))
             return bool(result.rowcount)
@@ -167,8 +219,29 @@ class LockRepo:
         """Live locks rooted at ``path`` (``include_root``) and/or below it
         (``include_children``, a prefix scan on the indexed ``root`` column)."""
         root = normalize_root(path)
-        now = time.time()
-        conditions = []
+        scoped = self._scoped_locks(root, include_children)
+        if scoped is None:
+            locks = self._query(root, include_root=include_root, include_children=include_children)
+        else:
+            now, prefix = time.time(), root.rstrip("/") + "/"
+            locks = [
+                dict(lock)
+                for lock in scoped
+                if lock["expire"] >= now
+                and (
+                    (include_root and lock["root"] == root)
+                    or (include_children and lock["root"].startswith(prefix))
+                )
+            ]
+        if token_only:
+            return [lock["token"] for lock in locks]
+        return locks
+
+    def _query(
+        self, root: str, *, include_root: bool, include_children: bool, also: Sequence[str] = ()
+    ) -> list[LockDict]:
+        """Live locks on ``root`` and/or below it, plus those rooted at ``also``."""
+        conditions = [DavLock.root.in_(also)] if also else []
         if include_root:
             conditions.append(DavLock.root == root)
         if include_children:
@@ -177,15 +250,15 @@ class LockRepo:
         if not conditions:
             return []
         with self.db.read() as s:
-            rows = s.scalars(select(DavLock).where(or_(*conditions), DavLock.expire >= now)).all()
-            locks = [_as_dict(r) for r in rows]
-        if token_only:
-            return [lock["token"] for lock in locks]
-        return locks
+            rows = s.scalars(
+                select(DavLock).where(or_(*conditions), DavLock.expire >= time.time())
+            ).all()
+            return [_as_dict(r) for r in rows]
 
     def delete_under(self, root: str) -> int:
         """Remove every lock on ``root`` and below it (used after MOVE/DELETE)."""
         root = normalize_root(root)
+        self._invalidate()
         with self.db.write() as s:
             result = s.execute(
                 delete(DavLock).where(

@@ -97,3 +97,29 @@ def test_prefix_scan_escapes_like_wildcards(repo):
     assert repo.get(tokens["/dav/a/100x/y"]) is not None
     repo.clear()
     assert repo.get(tokens["/dav/a/b"]) is None
+
+
+def test_request_snapshot_answers_like_sql(repo):
+    """Inside a request snapshot every query answers what SQL would, including locks written
+    during the request and locks on ancestors of the home; queries elsewhere still work."""
+    a = repo.create("/dav/alice/a", new_lock(depth="0"))["token"]
+    repo.create("/dav/bob/b", new_lock(depth="0"))
+    on_root = repo.create("/dav", new_lock(depth="0"))["token"]
+
+    def ask(path: str, root: bool, children: bool) -> set[str]:
+        got = repo.get_lock_list(path, include_root=root, include_children=children,
+                                 token_only=True)  # fmt: skip
+        return set(got)
+
+    queries = [("/dav/alice", True, True), ("/dav/alice/a", True, False), ("/dav", True, False),
+               ("/", True, False), ("/dav", True, True), ("/dav/bob", False, True)]  # fmt: skip
+    expected = {q: ask(*q) for q in queries}
+    assert expected[("/dav/alice", True, True)] == {a}
+    assert expected[("/dav", True, False)] == {on_root}
+    with repo.snapshot("/dav/alice"):
+        assert {q: ask(*q) for q in queries} == expected
+        c = repo.create("/dav/alice/c", new_lock(depth="0"))["token"]  # a write refreshes it
+        assert ask("/dav/alice", False, True) == {a, c}
+        repo.delete(a)
+        assert ask("/dav/alice", False, True) == {c}
+    assert ask("/dav/alice", False, True) == {c}
