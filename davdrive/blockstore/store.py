@@ -245,8 +245,11 @@ class BlockReader(io.RawIOBase):
                 fut.cancel()
             ahead.clear()
             data = self._fetch(index)
+        sequential = index == self._index + 1
         self._index, self._block = index, data
-        # Decode the next blocks on the worker threads while this one is consumed.
+        if not sequential:
+            return  # a first read or a seek (a Range request): decode nothing it may not need
+        # Reading on: decode the next blocks on the worker threads while this one is consumed.
         nxt = ahead[-1][0] + 1 if ahead else index + 1
         while len(ahead) < self._depth and nxt < len(self._manifest):
             ahead.append((nxt, self._store._pool.submit(self._fetch, nxt)))
