@@ -5,7 +5,7 @@ the waiting does to WebDAV latency. Not a test: numbers go to docs/PERFORMANCE.m
 Runs against the embedded server (long-polls on the server's own port) and, with
 ``--notify``, against the separate ``davdrive notify`` process (same database):
 
-    python scripts/bench_notify.py [--waiters 1000] [--rounds 5] [--notify]
+    python scripts/bench_notify.py [--waiters 1000] [--rounds 5] [--notify] [--pg URL]
 """
 
 from __future__ import annotations
@@ -40,11 +40,42 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
+CONFIG: list[str] = []  # ["--config", FILE] with --pg
+
+
 def cli(data: Path, *args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "davdrive.cli", "--data", str(data), *args]
+    cmd = [sys.executable, "-m", "davdrive.cli", "--data", str(data), *CONFIG, *args]
     if kw.pop("background", False):
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kw)
+
+
+SCHEMA = f"bench_notify_{os.getpid()}"
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def pg_config(url: str, tmp: Path) -> Path:
+    """A config file: metadata in a fresh schema of ``url``, the PostgreSQL bus."""
+    import psycopg
+
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{SCHEMA}"')
+    sep = "&" if "?" in url else "?"
+    cfg = tmp / "bench.yaml"
+    cfg.write_text(
+        f'database_url: "{url}{sep}options=-csearch_path%3D{SCHEMA}"\nbus_url: "postgresql://"\n'
+    )
+    return cfg
+
+
+def drop_schema(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE')
 
 
 async def wait_up(url: str) -> None:
@@ -149,6 +180,80 @@ async def bench(
         )
 
 
+async def bench_spread(args: argparse.Namespace, main_url: str, poll_url: str) -> None:
+    """``--waiters`` polls spread over ``--accounts`` accounts; each round writes to one
+    account, so only its waiters wake (the common case: a user's few devices), while the rest
+    stay parked. Woken waiters poll again at once, as clients do."""
+    n_acc = args.accounts
+    auth = {
+        a: {"Authorization": "Basic " + base64.b64encode(f"bench{a}:{PASSWORD}".encode()).decode()}
+        for a in range(n_acc)
+    }
+    conn = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(
+        connector=conn, timeout=aiohttp.ClientTimeout(total=None)
+    ) as s:
+        cursors: dict[int, str] = {}
+        for a in range(n_acc):
+            async with s.get(f"{main_url}/api/v1/changes/latest", headers=auth[a]) as r:
+                cursors[a] = (await r.json())["cursor"]
+        fired: dict[int, float] = {}
+        wake: list[float] = []
+        stop = asyncio.Event()
+
+        async def waiter(a: int) -> None:
+            while not stop.is_set():
+                async with s.get(
+                    f"{poll_url}/api/v1/longpoll",
+                    params={"cursor": cursors[a], "timeout": "120"},
+                    headers=auth[a],
+                ) as r:
+                    body = await r.json()
+                if body.get("changes") and a in fired:
+                    wake.append(time.perf_counter() - fired[a])
+                    async with s.get(f"{main_url}/api/v1/changes/latest", headers=auth[a]) as r:
+                        cursors[a] = (await r.json())["cursor"]
+
+        tasks = [asyncio.create_task(waiter(i % n_acc)) for i in range(args.waiters)]
+        await asyncio.sleep(args.settle)
+        per = args.waiters // n_acc
+        for rnd in range(args.rounds):
+            a = rnd % n_acc
+            before = len(wake)
+            fired[a] = time.perf_counter()
+            async with s.put(
+                f"{main_url}/dav/bench{a}/w{rnd}.txt", data=b"y" * 100, headers=auth[a]
+            ) as r:
+                assert r.status in (201, 204), r.status
+            while len(wake) < before + per:
+                await asyncio.sleep(0.005)
+            del fired[a]
+            await asyncio.sleep(0.2)  # let the woken ones park again
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        print(
+            f"spread: {args.waiters} polls over {n_acc} accounts, {args.rounds} writes "
+            f"(each wakes {per}); wake-up latency n={len(wake)} "
+            f"p50={pct(wake, 0.5) * 1000:.1f} ms p99={pct(wake, 0.99) * 1000:.1f} ms "
+            f"max={max(wake, default=0) * 1000:.1f} ms"
+        )
+
+
+def add_accounts(data: Path, n: int) -> None:
+    """bench0 .. bench{n-1} through the library (one CLI process per user is slow)."""
+    from davdrive.app import build_app
+    from davdrive.config import load_config
+
+    app = build_app(load_config(CONFIG[1] if CONFIG else None, data_dir=data))
+    try:
+        for i in range(n):
+            app.accounts.add_user(f"bench{i}", PASSWORD)
+    finally:
+        app.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--waiters", type=int, default=1000)
@@ -157,10 +262,26 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=3.0)
     ap.add_argument("--notify", action="store_true", help="long-polls go to `davdrive notify`")
     ap.add_argument("--threads", type=int, default=None, help="serve --threads")
+    ap.add_argument(
+        "--pg",
+        metavar="URL",
+        help="metadata in PostgreSQL (a fresh schema) with the LISTEN/NOTIFY bus, e.g. "
+        "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
+    ap.add_argument(
+        "--accounts",
+        type=int,
+        default=0,
+        help="also run the spread scenario: the waiters over this many accounts",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         data = Path(tmp) / "data"
+        if args.pg:
+            CONFIG.extend(["--config", str(pg_config(args.pg, Path(tmp)))])
         cli(data, "user", "add", "bench", "--password-stdin", input=PASSWORD.encode())
+        if args.accounts:
+            add_accounts(data, args.accounts)
         port = free_port()
         extra = ["--threads", str(args.threads)] if args.threads else []
         server = cli(
@@ -181,10 +302,14 @@ def main() -> None:
                 asyncio.run(wait_up(poll_url))
             print(f"long-polls served by: {'davdrive notify' if args.notify else 'davdrive serve'}")
             asyncio.run(bench(args, data, main_url, poll_url, server.pid, poll_pid))
+            if args.accounts:
+                asyncio.run(bench_spread(args, main_url, poll_url))
         finally:
             for p in procs:
                 p.terminate()
                 p.wait(10)
+            if args.pg:
+                drop_schema(args.pg)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ def _dsn(url: str) -> str:
 
 
 class PostgresBus(Bus):
+    authoritative = False  # anyone with access to the database can NOTIFY the channel
+
     def __init__(self, url: str) -> None:
         super().__init__()
         self._dsn = _dsn(url)

@@ -1,7 +1,8 @@
 """``davdrive serve``: cheroot in front of the dispatcher (notes/wsgidav.md §5).
 
-- A fixed pool of ``config.threads`` workers, backlog 128, 30 s socket timeout, up to 256 idle
-  keep-alive connections, 64 KiB request headers.
+- A fixed pool of ``config.threads`` workers plus ``longpoll_slots`` that only long-polls hold,
+  a listen backlog and idle keep-alive allowance of the same size, 30 s socket timeout, 64 KiB
+  request headers.
 - ``BoundedDrainRequest``: when the app answers before reading a ``Content-Length`` body (401
   before auth, 412, 413, 503...), stock cheroot drains the rest with one ``read(remaining)``
   that buffers the whole body in RAM. Here at most ``DRAIN_LIMIT`` bytes are drained in
@@ -112,11 +113,14 @@ def make_server(app: App, wsgi_app: Any | None = None) -> wsgi.Server:
         # Long-polls wait on their own extra workers (capped in the API), so WebDAV keeps
         # `threads` workers however many polls are held; a waiting thread costs ~16 KiB RSS.
         numthreads=c.threads + c.longpoll_slots,
-        request_queue_size=128,
+        # A listen backlog and idle keep-alive allowance to match: when a thousand devices
+        # re-poll at once, a short backlog drops SYNs and the kernel retries them after 1, 3,
+        # 7... seconds (measured: multi-second wake-up tails with 128).
+        request_queue_size=min(4096, max(128, c.threads + c.longpoll_slots)),
         timeout=30,
         server_name="davdrive",
     )
-    srv.keep_alive_conn_limit = 256
+    srv.keep_alive_conn_limit = max(256, c.threads + c.longpoll_slots)
     srv.max_request_header_size = 64 << 10
     srv.ConnectionClass = BoundedDrainConnection
     if c.tls_cert or c.tls_key:

@@ -93,8 +93,10 @@ class Changes:
         with self.drive.db.read() as s:
             if (s.scalar(select(User.change_seq).where(User.id == owner)) or 0) > after:
                 return True
-        self.drive.bus.wait(owner, after, timeout)
-        # The journal decides, not the bus: a notification from another process may have been
+        bus = self.drive.bus
+        if bus.wait(owner, after, timeout) and bus.authoritative:
+            return True
+        # Otherwise the journal decides: a notification from another process may have been
         # missed (timeout) or may not be ours (a stray NOTIFY on the channel).
         with self.drive.db.read() as s:
             return (s.scalar(select(User.change_seq).where(User.id == owner)) or 0) > after

@@ -138,12 +138,47 @@ def test_pins_and_dead_properties_are_journalled(drive, alice):
     ]
 
 
-def test_a_stray_wake_up_is_not_a_change(drive, alice):
-    """The journal, not the bus, answers: a notification for a seq that never committed (a
-    stray NOTIFY on the shared channel) does not make the long-poll say true."""
-    feed = Changes(drive)
-    cursor = feed.latest(alice)
-    drive.bus.publish(alice.user_id, int(cursor) + 100)
-    started = time.monotonic()
-    assert feed.wait(alice, cursor, 0.3) is False
-    assert time.monotonic() - started < 0.3 + 0.5
+def test_a_stray_notify_is_not_a_change(pg_url, tmp_path):
+    """With the PostgreSQL bus the journal, not the wake-up, answers: a NOTIFY for a seq that
+    never committed (anyone with database access can send one) does not make the long-poll
+    say true."""
+    from davdrive.notify.postgres import PostgresBus
+    from tests.service.conftest import make_drive
+
+    drive = make_drive(pg_url, str(tmp_path / "master.key"), bus=PostgresBus(pg_url))
+    outsider = PostgresBus(pg_url)
+    try:
+        alice = drive.create_account("alice", "x")
+        feed = Changes(drive)
+        cursor = feed.latest(alice)
+        outsider.publish(alice.user_id, int(cursor) + 100)
+        assert feed.wait(alice, cursor, 1.0) is False
+        drive.write_file(alice, "/real", b"x")
+        assert feed.wait(alice, cursor, 1.0) is True
+    finally:
+        outsider.close()
+        drive.bus.close()
+        drive.store.close()
+        drive.db.dispose()
+
+
+def test_memory_bus_wakes_only_the_accounts_waiters():
+    bus = MemoryBus()
+    results: dict[str, bool] = {}
+
+    def wait(name: str, account: int, timeout: float) -> None:
+        results[name] = bus.wait(account, 0, timeout)
+
+    threads = [
+        threading.Thread(target=wait, args=("a1", 1, 5)),
+        threading.Thread(target=wait, args=("a2", 1, 5)),
+        threading.Thread(target=wait, args=("b", 2, 0.5)),
+    ]
+    for t in threads:
+        t.start()
+    time.sleep(0.1)
+    bus.publish(1, 1)
+    for t in threads:
+        t.join(5)
+    assert results == {"a1": True, "a2": True, "b": False}
+    assert bus._waiting == {}  # no per-account state left behind
