@@ -51,6 +51,13 @@ class Waiters:
             if seq > cursor and not fut.done():
                 fut.set_result(True)
 
+    def release_all(self) -> None:
+        """Answer every parked poll now (shutdown); each still reports what the journal says."""
+        for items in self._by_account.values():
+            for _cursor, fut in items:
+                if not fut.done():
+                    fut.set_result(False)
+
     def accounts(self) -> list[int]:
         return list(self._by_account)
 
@@ -72,6 +79,21 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
                 (r.id, r.change_seq)
                 for r in s.execute(select(User.id, User.change_seq).where(User.id.in_(accounts)))
             ]
+
+    def head(account: int) -> int:
+        return dict(heads([account])).get(account, 0)
+
+    shared: dict[int, asyncio.Future[int]] = {}
+
+    async def shared_head(account: int) -> int:
+        """The account's journal head; concurrent callers (a write wakes all of an account's
+        polls at once) share one query instead of queueing a thousand on the executor."""
+        fut = shared.get(account)
+        if fut is None:
+            fut = asyncio.get_running_loop().run_in_executor(None, head, account)
+            shared[account] = fut
+            fut.add_done_callback(lambda _f: shared.pop(account, None))
+        return await asyncio.shield(fut)
 
     def authenticate(header: str, client: str | None) -> Any:
         scheme, _, value = header.partition(" ")
@@ -113,14 +135,17 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
         account = p.user_id
         item = waiters.add(account, cursor)
         try:
-            head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
-            if head > cursor:
+            if await loop.run_in_executor(None, head, account) > cursor:
                 return web.json_response({"changes": True})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(item[1]), timeout)
-            # The journal decides, not the wake-up: a stray NOTIFY must not answer true.
-            head = dict(await loop.run_in_executor(None, heads, [account])).get(account, 0)
-            return web.json_response({"changes": head > cursor})
+            # The journal decides, not the wake-up: a stray NOTIFY must not answer true. A shared
+            # query may have started just before the commit that woke us, so a "no" is asked
+            # again on our own.
+            changed = await shared_head(account) > cursor
+            if not changed:
+                changed = await loop.run_in_executor(None, head, account) > cursor
+            return web.json_response({"changes": changed})
         finally:
             waiters.remove(account, item)
 
@@ -167,8 +192,12 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
             with contextlib.suppress(asyncio.CancelledError):
                 await t
 
+    async def release(_app: web.Application) -> None:
+        waiters.release_all()
+
     app = web.Application()
     app[WAITERS] = waiters
+    app.on_shutdown.append(release)  # SIGTERM answers parked polls instead of waiting them out
     app.router.add_get("/api/v1/longpoll", longpoll)
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(background)
@@ -182,5 +211,6 @@ def run_notify(services: Any, host: str, port: int) -> None:
         host=host,
         port=port,
         access_log=None,
+        shutdown_timeout=5,
         print=lambda *a: log.info(*a),
     )

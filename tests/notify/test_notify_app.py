@@ -74,8 +74,17 @@ def notify(db_url, tmp_path):
     t.start()
     assert started.wait(10)
     time.sleep(0.3)  # LISTEN connection
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", writer=writer, alice=alice, bob=bob)
-    asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+    stopped: list[bool] = []
+
+    def stop() -> None:
+        if not stopped:
+            stopped.append(True)
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(20)
+
+    yield SimpleNamespace(
+        url=f"http://127.0.0.1:{port}", writer=writer, alice=alice, bob=bob, stop=stop
+    )
+    stop()
     loop.call_soon_threadsafe(loop.stop)
     t.join(5)
     writer.bus.close()
@@ -132,3 +141,27 @@ def test_errors(notify):
         auth=("alice", "alice-pw"),
     )
     assert r.status_code == 400
+
+
+def test_one_write_wakes_every_poll_of_the_account(notify):
+    outs: list[dict] = [{} for _ in range(50)]
+    threads = [threading.Thread(target=poll, args=(notify.url, "alice", 0, 30, o)) for o in outs]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    notify.writer.write_file(notify.alice, "/a", b"alice")
+    for t in threads:
+        t.join(10)
+    assert [o.get("body") for o in outs] == [{"changes": True}] * 50
+
+
+def test_shutdown_answers_parked_polls(notify):
+    out: dict = {}
+    t = threading.Thread(target=poll, args=(notify.url, "alice", 0, 60, out))
+    t.start()
+    time.sleep(0.5)
+    t0 = time.time()
+    notify.stop()
+    t.join(10)
+    assert out["status"] == 200 and out["body"] == {"changes": False}
+    assert time.time() - t0 < 6
