@@ -15,6 +15,12 @@ import jsonschema
 import pytest
 import requests
 
+from davdrive.app import build_app
+from davdrive.config import load_config
+from davdrive.metadata.schema import Device
+from davdrive.service.changes import Changes
+from tests.live import run_cli
+
 MiB = 1 << 20
 
 
@@ -235,6 +241,22 @@ def test_other_user_gets_404_for_everything(api, live_server):
         ),
     ):
         assert r.status_code == 404, r.text
+    # trash, pins and the change feed are per account too
+    api.post(url(api, "/files/upload"), params={"path": "/gone.txt"}, data=b"bye")
+    dav = requests.Session()
+    dav.auth = live_server.auth("alice")
+    assert dav.delete(live_server.dav("alice") + "gone.txt").status_code == 204
+    item = api.get(url(api, "/trash")).json()["items"][0]
+    assert item["path"] == "/gone.txt"
+    assert bob.get(url(api, "/trash")).json()["items"] == []
+    assert bob.post(url(api, "/trash/restore"), json={"id": item["id"]}).status_code == 404
+    assert bob.delete(url(api, "/trash"), params={"id": item["id"]}).status_code == 404
+    assert bob.delete(url(api, "/trash")).json()["purged"] == 0
+    pin = {"path": "/secret.txt", "rev": rev["revisions"][0]["rev"], "pinned": True}
+    assert bob.post(url(api, "/files/pin"), json=pin).status_code == 404
+    assert [i["id"] for i in api.get(url(api, "/trash")).json()["items"]] == [item["id"]]
+    feed = bob.get(url(api, "/changes"), params={"cursor": "0"}).json()
+    assert feed["changes"] == []
     # bob's own file at the same path is his own
     assert (
         bob.post(url(api, "/files/upload"), params={"path": "/secret.txt"}, data=b"bob").status_code
@@ -431,3 +453,48 @@ def test_changes_and_longpoll(api, live_server):
         resp = api.get(url(api, "/longpoll"), params=bad)
         assert resp.status_code == 400, bad
         assert_conforms(api, resp, "/api/v1/longpoll")
+
+
+def test_device_bearer_token_app_password_and_remembered_cursor(api, live_server):
+    out = run_cli(live_server.data_dir, "device", "add", "alice", "phone").stdout
+    fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+    phone = requests.Session()
+    phone.headers["Authorization"] = f"Bearer {fields['token']}"
+    phone.base = api.base  # type: ignore[attr-defined]
+    assert upload(phone, "/from-phone.txt", b"hi").status_code == 201
+    revs = phone.get(url(api, "/files/list_revisions"), params={"path": "/from-phone.txt"})
+    assert revs.json()["revisions"][0]["author"] == {"user": "alice", "device": "phone"}
+    by_password = requests.get(
+        url(api, "/files/metadata"),
+        params={"path": "/from-phone.txt"},
+        auth=("alice", fields["app password"]),
+    )
+    assert by_password.status_code == 200
+    wrong = requests.get(url(api, "/changes/latest"), headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "not_authenticated"
+    cursor = phone.get(url(api, "/changes"), params={"cursor": "0"}).json()["cursor"]
+    app = build_app(load_config(data_dir=live_server.data_dir))
+    try:
+        with app.db.read() as s:
+            remembered = s.query(Device.last_cursor).filter(Device.name == "phone").scalar()
+    finally:
+        app.close()
+    assert str(remembered) == cursor  # the offline queue resumes from here
+
+
+def test_pruned_cursor_answers_410_with_a_reset_hint(api, live_server):
+    old = api.get(url(api, "/changes/latest")).json()["cursor"]
+    for i in range(3):
+        upload(api, f"/p{i}.txt", b"x")
+    app = build_app(load_config(data_dir=live_server.data_dir))
+    try:
+        import time
+
+        assert Changes(app.drive).prune(older_than=0, now=time.time() + 1) >= 2
+    finally:
+        app.close()
+    r = api.get(url(api, "/changes"), params={"cursor": old})
+    assert r.status_code == 410
+    assert r.json()["error"]["code"] == "cursor_expired" and r.json()["error"]["reset"] is True
+    latest = api.get(url(api, "/changes/latest")).json()["cursor"]
+    assert api.get(url(api, "/changes"), params={"cursor": latest}).json()["changes"] == []

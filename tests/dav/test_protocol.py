@@ -439,3 +439,64 @@ def test_propfind_depth_1_on_a_big_folder_is_bounded(s, dav_server):
     locked = [x for x in responses if x.find(f".//{DAV}activelock") is not None]
     assert [x.findtext(f"{DAV}href") for x in locked] == ["/dav/alice/many/f0007.txt"]
     assert elapsed < 2.0, elapsed  # ~0.15 s here: one list, one props query, one lock scan
+
+
+def test_windows_explorer_copy_sequence(s):
+    """Explorer's copy: PUT 0 bytes, LOCK, PUT the content with the token, PROPPATCH the Win32
+    times, UNLOCK; the file ends with the content and the mtime, and is writable again."""
+    ua = {"User-Agent": "Microsoft-WebDAV-MiniRedir/10.0.19045"}
+    assert s.put(u(s, "report.docx"), data=b"", headers=ua).status_code == 201
+    r = s.request("LOCK", u(s, "report.docx"), data=LOCKINFO,
+                  headers={**ua, "Timeout": "Second-3600"})  # fmt: skip
+    assert r.status_code == 200
+    token = r.headers["Lock-Token"].strip("<>")
+    body = os.urandom(300_000)
+    r = s.put(u(s, "report.docx"), data=body, headers={**ua, "If": f"(<{token}>)"})
+    assert r.status_code == 204
+    when = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
+    patch = (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" '
+        'xmlns:Z="urn:schemas-microsoft-com:"><D:set><D:prop>'
+        f"<Z:Win32CreationTime>{format_datetime(when, usegmt=True)}</Z:Win32CreationTime>"
+        f"<Z:Win32LastAccessTime>{format_datetime(when, usegmt=True)}</Z:Win32LastAccessTime>"
+        f"<Z:Win32LastModifiedTime>{format_datetime(when, usegmt=True)}</Z:Win32LastModifiedTime>"
+        "<Z:Win32FileAttributes>00000020</Z:Win32FileAttributes>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    r = s.request("PROPPATCH", u(s, "report.docx"), data=patch,
+                  headers={**ua, "If": f"(<{token}>)"})  # fmt: skip
+    assert r.status_code == 207 and r.content.count(b"200 OK") >= 1 and b"403" not in r.content
+    r = s.request("UNLOCK", u(s, "report.docx"), headers={**ua, "Lock-Token": f"<{token}>"})
+    assert r.status_code == 204
+    assert s.get(u(s, "report.docx")).content == body
+    modified = prop(propfind(s, "report.docx"), f"{DAV}getlastmodified")
+    assert parsedate_to_datetime(modified) == when
+    assert s.put(u(s, "report.docx"), data=b"after unlock").status_code == 204
+
+
+def test_cut_off_chunked_put_keeps_previous_version(s, dav_server):
+    assert s.put(u(s, "c.bin"), data=b"old").status_code == 201
+    user, pw = dav_server.auth("alice")
+    path = urlparse(u(s, "c.bin")).path
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic(user, pw)}\r\n"
+        "Transfer-Encoding: chunked\r\nX-Expected-Entity-Length: 400000\r\n"
+    )
+    chunk = os.urandom(100_000)
+    body = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"  # one chunk, then the line drops
+    raw_request(dav_server.url, head, body * 2, close_after=len(body) * 2 - 10)
+    time.sleep(0.3)
+    assert s.get(u(s, "c.bin")).content == b"old"
+    # a chunked body that ends cleanly but short of X-Expected-Entity-Length saves nothing
+    short = s.put(u(s, "c.bin"), data=iter([chunk]), headers={"X-Expected-Entity-Length": "400000"})
+    assert short.status_code == 400
+    assert s.get(u(s, "c.bin")).content == b"old"
+
+
+def test_external_entity_is_refused(s):
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b'<D:propfind xmlns:D="DAV:"><D:prop><D:x>&x;</D:x></D:prop></D:propfind>'
+    )
+    r = s.request("PROPFIND", u(s, ""), data=xxe, headers={"Depth": "0"})
+    assert r.status_code == 400 and b"root:" not in r.content

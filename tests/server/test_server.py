@@ -259,3 +259,37 @@ def test_requests_client_gets_401_for_big_unauthenticated_put(live_server):
     url = live_server.dav("alice") + "x.bin"
     ok = requests.put(url, data=b"small", auth=live_server.auth("alice"), timeout=30)
     assert ok.status_code in (201, 204)
+
+
+def test_locks_and_dead_properties_survive_a_restart(live_server):
+    """Locks and dead properties live in SQL: a restarted server still enforces the lock and
+    still reports the property (Office keeps a lock across a server restart)."""
+    s = requests.Session()
+    s.auth = live_server.auth("alice")
+    url = live_server.dav("alice") + "kept.docx"
+    assert s.put(url, data=b"v1", timeout=10).status_code == 201
+    lockinfo = (
+        '<?xml version="1.0"?><D:lockinfo xmlns:D="DAV:"><D:lockscope><D:exclusive/>'
+        "</D:lockscope><D:locktype><D:write/></D:locktype><D:owner>me</D:owner></D:lockinfo>"
+    )
+    r = s.request("LOCK", url, data=lockinfo, headers={"Timeout": "Second-600"}, timeout=10)
+    assert r.status_code == 200
+    token = r.headers["Lock-Token"].strip("<>")
+    patch = (
+        '<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:Z="urn:x-test:">'
+        "<D:set><D:prop><Z:color>teal</Z:color></D:prop></D:set></D:propertyupdate>"
+    )
+    r = s.request("PROPPATCH", url, data=patch, headers={"If": f"(<{token}>)"}, timeout=10)
+    assert r.status_code == 207 and b"200 OK" in r.content
+    live_server.restart()
+    assert s.put(url, data=b"v2", timeout=10).status_code == 423
+    find = (
+        '<?xml version="1.0"?><D:propfind xmlns:D="DAV:" xmlns:Z="urn:x-test:"><D:prop>'
+        "<Z:color/><D:lockdiscovery/></D:prop></D:propfind>"
+    )
+    r = s.request("PROPFIND", url, data=find, headers={"Depth": "0"}, timeout=10)
+    assert r.status_code == 207 and b"teal" in r.content and token.encode() in r.content
+    assert s.put(url, data=b"v2", headers={"If": f"(<{token}>)"}, timeout=10).status_code == 204
+    r = s.request("UNLOCK", url, headers={"Lock-Token": f"<{token}>"}, timeout=10)
+    assert r.status_code == 204
+    assert s.get(url, timeout=10).content == b"v2"
