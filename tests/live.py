@@ -65,8 +65,8 @@ class LiveServer:
         scheme = "https" if tls else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.stdout_path = data_dir.parent / f"{data_dir.name}-stdout.log"
-        self.stderr_path = data_dir.parent / f"{data_dir.name}-stderr.log"
+        self.stdout_path = data_dir.parent / f"{data_dir.name}-{self.port}-stdout.log"
+        self.stderr_path = data_dir.parent / f"{data_dir.name}-{self.port}-stderr.log"
         self.returncode: int | None = None
 
     # -- helpers tests use --------------------------------------------------------------------
@@ -162,8 +162,15 @@ def live_server_factory(
     """``make(**kw) -> LiveServer`` (started); every server is stopped at teardown."""
     servers: list[LiveServer] = []
 
-    def make(*, create_users: bool = True, start: bool = True, **kw: Any) -> LiveServer:
-        data_dir = tmp_path_factory.mktemp("live") / "data"
+    def make(
+        *,
+        create_users: bool = True,
+        start: bool = True,
+        data_dir: Path | None = None,
+        **kw: Any,
+    ) -> LiveServer:
+        """``data_dir`` shares another server's data directory (a second process)."""
+        data_dir = data_dir or tmp_path_factory.mktemp("live") / "data"
         srv = LiveServer(data_dir, **kw)
         servers.append(srv)
         if create_users:
