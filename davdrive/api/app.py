@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import threading
 from typing import Any
 
@@ -10,24 +9,16 @@ from flask import Flask, g, request
 
 from davdrive import errors
 from davdrive.api.errors import drive_error_response, error_response
+from davdrive.service.auth import principal_from_header
+from davdrive.service.types import Principal
 
 PREFIX = "/api/v1"
 PUBLIC = {f"{PREFIX}/openapi.json", f"{PREFIX}/capabilities"}
 
 
-def _principal(services: Any):  # noqa: ANN202 - returns a Principal
+def _principal(services: Any) -> Principal:
     header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    client = request.remote_addr
-    if scheme.lower() == "basic" and value:
-        try:
-            login, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            raise errors.NotAuthenticated("malformed Basic credentials") from None
-        return services.accounts.authenticate(login, password, client=client)
-    if scheme.lower() == "bearer" and value:
-        return services.accounts.authenticate_token(value.strip())
-    raise errors.NotAuthenticated("authentication required")
+    return principal_from_header(services.accounts, header, client=request.remote_addr)
 
 
 def make_api_app(services: Any, *, max_longpolls: int | None = None) -> Flask:

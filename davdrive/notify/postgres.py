@@ -3,6 +3,7 @@ other's long-pollers. One listener connection per process fans out to local wait
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -12,6 +13,21 @@ import psycopg
 from davdrive.notify.base import Bus
 
 CHANNEL = "davdrive_changes"
+
+
+def channel_name(conn: psycopg.Connection) -> str:
+    """The NOTIFY channel of the deployment ``conn`` belongs to: one per database and schema,
+    since channels are database-wide and several deployments may share a database in separate
+    schemas (the tests do; so may staging beside production)."""
+    db, schema = conn.execute("SELECT current_database(), current_schema()").fetchone()
+    return channel_for(db, schema)
+
+
+def channel_for(database: str, schema: str | None) -> str:
+    digest = hashlib.sha256(f"{database}\0{schema}".encode()).hexdigest()[:16]
+    return f"{CHANNEL}_{digest}"
+
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +47,8 @@ class PostgresBus(Bus):
         self._publish_lock = threading.Lock()
         self._pub: psycopg.Connection | None = None
         self._ready = threading.Event()
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            self.channel = channel_name(conn)
         self._thread = threading.Thread(target=self._listen, name="davdrive-bus", daemon=True)
         self._thread.start()
         self._ready.wait(10)
@@ -41,7 +59,7 @@ class PostgresBus(Bus):
             try:
                 if self._pub is None or self._pub.closed:
                     self._pub = psycopg.connect(self._dsn, autocommit=True)
-                self._pub.execute("SELECT pg_notify(%s, %s)", (CHANNEL, f"{account_id}:{seq}"))
+                self._pub.execute("SELECT pg_notify(%s, %s)", (self.channel, f"{account_id}:{seq}"))
             except psycopg.Error:
                 log.exception("could not publish a change notification")
                 self._pub = None
@@ -50,7 +68,7 @@ class PostgresBus(Bus):
         while not self._closed:
             try:
                 with psycopg.connect(self._dsn, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
+                    conn.execute(f"LISTEN {self.channel}")
                     self._ready.set()
                     while not self._closed:
                         for note in conn.notifies(timeout=1.0):

@@ -11,7 +11,6 @@ aiohttp is used for HTTP: a well-kept asyncio server, rather than a hand-written
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections import defaultdict
@@ -22,7 +21,8 @@ from sqlalchemy import select
 
 from davdrive import errors
 from davdrive.metadata.schema import User
-from davdrive.notify.postgres import CHANNEL, _dsn
+from davdrive.notify.postgres import _dsn, channel_for
+from davdrive.service.auth import principal_from_header
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT = 120
@@ -96,16 +96,7 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
         return await asyncio.shield(fut)
 
     def authenticate(header: str, client: str | None) -> Any:
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "basic" and value:
-            try:
-                login, _, pw = base64.b64decode(value.strip()).decode().partition(":")
-            except (ValueError, UnicodeDecodeError):
-                raise errors.NotAuthenticated("malformed Basic credentials") from None
-            return services.accounts.authenticate(login, pw, client=client)
-        if scheme.lower() == "bearer" and value:
-            return services.accounts.authenticate_token(value.strip())
-        raise errors.NotAuthenticated("authentication required")
+        return principal_from_header(services.accounts, header, client)
 
     def fail(status: int, code: str, message: str) -> web.Response:
         resp = web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -172,7 +163,9 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
+                    cur = await conn.execute("SELECT current_database(), current_schema()")
+                    database, schema = await cur.fetchone()
+                    await conn.execute(f"LISTEN {channel_for(database, schema)}")
                     async for note in conn.notifies():
                         account, _, seq = note.payload.partition(":")
                         waiters.deliver(int(account), int(seq))

@@ -17,6 +17,8 @@ own; both are bounded in time, so no process can serve stale state for long):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
 import secrets
@@ -310,3 +312,20 @@ _DUMMY_HASH = _DummyHash()
 
 
 __all__ = ["Accounts", "UserInfo", "validate_login"]
+
+
+def principal_from_header(accounts: Accounts, header: str, client: str | None = None) -> Principal:
+    """The principal of an ``Authorization`` header: ``Basic`` (account or device app password)
+    or ``Bearer`` (device token). ``NotAuthenticated`` when missing or malformed; what
+    ``authenticate`` raises otherwise (``TooManyRequests`` after repeated failures)."""
+    scheme, _, value = (header or "").partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise errors.NotAuthenticated("malformed Basic credentials") from None
+        login, _, password = decoded.partition(":")
+        return accounts.authenticate(login, password, client=client)
+    if scheme.lower() == "bearer" and value:
+        return accounts.authenticate_token(value.strip())
+    raise errors.NotAuthenticated("authentication required")
