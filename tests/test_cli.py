@@ -162,7 +162,8 @@ def test_readme_starts_with_serve_and_test_commands_and_ci_runs_the_latter():
     root = Path(__file__).resolve().parent.parent
     readme = (root / "README.md").read_text()
     blocks = [b.split("```")[0].strip() for b in readme.split("```sh\n")[1:3]]
-    assert blocks[0] == "pip install . && davdrive serve"
+    serve_cmd = blocks[0]
+    assert serve_cmd.endswith("pip install . && davdrive serve") and "venv" in serve_cmd
     test_cmd = blocks[1]
     assert test_cmd.endswith("python -m pytest") and "litmus rclone cadaver" in test_cmd
     ci = (root / ".ci" / "run").read_text()

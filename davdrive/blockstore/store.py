@@ -69,6 +69,9 @@ class BlockStore:
         self.threads = max(1, threads)
         self.min_saving = min_saving
         self._pool = ThreadPoolExecutor(self.threads * 2, thread_name_prefix="blockstore")
+        # The whole-stream SHA-256 runs here, beside the caller's chunking (one thread keeps
+        # each stream's pieces in order; hashlib releases the GIL).
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="blockstore-sha")
 
     # -- single blocks -------------------------------------------------------------------------
     def put_block(self, keys: AccountKeys, data: bytes, *, known: bool = False) -> BlockRef:
@@ -105,6 +108,7 @@ class BlockStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._hasher.shutdown(wait=True, cancel_futures=True)
         self.backend.close()
 
 
@@ -117,6 +121,7 @@ class Ingest:
         self._known = known
         self._chunker = Chunker()
         self._sha = hashlib.sha256()
+        self._sha_pending: deque[Future[None]] = deque()
         self._offset = 0
         self._futures: list[Future[BlockRef]] = []
         # Workers spend much of their time in fsync; keep enough blocks in flight that the CPU
@@ -159,9 +164,27 @@ class Ingest:
         if self._closed:
             raise BadRequest("ingest already finished")
         self.bytes_received += len(data)
-        self._sha.update(data)
+        self._hash(data)
         for block in self._chunker.feed(data):
             self._submit(block)
+
+    def _hash(self, data: bytes | bytearray | memoryview) -> None:
+        """Update the SHA-256: small pieces inline, large ones on the hasher thread (at most
+        ``SHA_QUEUE`` pieces queued; the caller waits beyond that)."""
+        pending = self._sha_pending
+        if len(data) < SHA_OFFLOAD_MIN and not pending:
+            self._sha.update(data)
+            return
+        if not _immutable(data):
+            data = bytes(data)  # the caller may reuse its buffer once write() returns
+        while len(pending) >= SHA_QUEUE:
+            pending.popleft().result()
+        pending.append(self._store._hasher.submit(self._sha.update, data))
+
+    def _sha_hexdigest(self) -> str:
+        while self._sha_pending:
+            self._sha_pending.popleft().result()
+        return self._sha.hexdigest()
 
     def finish(self) -> IngestResult:
         """Flush the last blocks and wait until every block is durable."""
@@ -171,11 +194,13 @@ class Ingest:
             self._submit(block)
         self._closed = True
         refs = [fut.result() for fut in self._futures]
-        return IngestResult(self.bytes_received, self._sha.hexdigest(), refs)
+        return IngestResult(self.bytes_received, self._sha_hexdigest(), refs)
 
     def abort(self) -> None:
         """Stop; blocks already stored stay as orphans until garbage collection."""
         self._closed = True
+        for sha in self._sha_pending:
+            sha.cancel()
         for fut in self._futures:
             fut.cancel()
         for fut in self._futures:
@@ -184,6 +209,16 @@ class Ingest:
                     fut.result()
                 except Exception:  # noqa: BLE001 - aborting anyway
                     pass
+
+
+SHA_OFFLOAD_MIN = 64 << 10  # smaller pieces cost less to hash than to hand over
+SHA_QUEUE = 8  # pieces (~1 MiB each from HTTP bodies) queued for the hasher per stream
+
+
+def _immutable(data: bytes | bytearray | memoryview) -> bool:
+    if isinstance(data, bytes):
+        return True
+    return isinstance(data, memoryview) and data.readonly and isinstance(data.obj, bytes)
 
 
 class BlockReader(io.RawIOBase):
