@@ -6,8 +6,10 @@ import base64
 import datetime
 import ipaddress
 import os
+import shutil
 import socket
 import stat
+import subprocess
 import time
 import warnings
 from pathlib import Path
@@ -17,6 +19,7 @@ import requests
 
 from davdrive.app import build_app
 from davdrive.config import load_config
+from tests.conftest import unavailable
 from tests.live import run_cli
 
 MiB = 1 << 20
@@ -293,3 +296,34 @@ def test_locks_and_dead_properties_survive_a_restart(live_server):
     r = s.request("UNLOCK", url, headers={"Lock-Token": f"<{token}>"}, timeout=10)
     assert r.status_code == 204
     assert s.get(url, timeout=10).content == b"v2"
+
+
+def test_full_disk_answers_507_and_keeps_the_previous_version(live_server_factory, tmp_path):
+    """Block storage on a 4 MiB filesystem: a PUT that fills it gets 507, the previous version
+    stays current and readable, and the server keeps serving."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        unavailable("mounting a small tmpfs needs root")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(tiny)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        cfg = tmp_path / "tiny.yaml"
+        cfg.write_text(f'blocks_url: "file://{tiny / "blocks"}"\n')
+        srv = live_server_factory(extra_args=("--config", str(cfg)))
+        s = requests.Session()
+        s.auth = srv.auth("alice")
+        url = srv.dav("alice") + "doc.bin"
+        v1 = os.urandom(100_000)
+        assert s.put(url, data=v1, timeout=30).status_code == 201
+        r = s.put(url, data=os.urandom(8 * MiB), timeout=60)
+        assert r.status_code == 507, r.status_code
+        assert s.get(url, timeout=10).content == v1
+        api = s.get(f"{srv.url}/api/v1/files/metadata", params={"path": "/doc.bin"}, timeout=10)
+        assert api.json()["size"] == len(v1)
+        assert requests.get(f"{srv.url}/healthz", timeout=5).status_code == 200
+        srv.stop()
+    finally:
+        subprocess.run(["umount", "-l", str(tiny)], check=False)
