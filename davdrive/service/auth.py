@@ -38,6 +38,7 @@ from davdrive.service.types import Principal
 
 LOGIN_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 CACHE_TTL = 60.0
+INFLIGHT_WAIT = 10.0  # seconds a login waits for an identical one being verified
 MAX_FAILURES = 10
 FAILURE_WINDOW = 60.0
 LAST_SEEN_EVERY = 60.0  # write device.last_seen at most once a minute per device
@@ -80,6 +81,10 @@ class Accounts:
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, Principal]] = {}
+        # Credentials being verified right now: identical concurrent logins wait for the first
+        # (argon2 costs ~64 MiB and tens of ms each; a client opening ten connections, or a
+        # thousand long-polls arriving together, would otherwise verify ten or a thousand times).
+        self._inflight: dict[str, threading.Event] = {}
         self._failures: dict[tuple[str, str], deque[float]] = {}
         self._seen: dict[int, float] = {}
 
@@ -189,12 +194,35 @@ class Accounts:
         limit_key = (login.lower(), client or "")
         self._check_rate(limit_key, now)
         cache_key = _digest(f"{login}\0{password}")
+        hit = self._cached(cache_key, now)
+        if hit is None:
+            with self._lock:
+                leader = self._inflight.get(cache_key)
+                if leader is None:
+                    self._inflight[cache_key] = threading.Event()
+            if leader is not None:  # the same credentials are being verified: wait for it
+                leader.wait(INFLIGHT_WAIT)
+                hit = self._cached(cache_key, time.monotonic())
+            else:
+                try:
+                    hit = self._verify_and_cache(cache_key, login, password, limit_key, now)
+                finally:
+                    with self._lock:
+                        self._inflight.pop(cache_key).set()
+        if hit is None:  # the verification we waited for failed (or took too long): our own
+            hit = self._verify_and_cache(cache_key, login, password, limit_key, now)
+        if hit.device_id is not None:
+            self._touch(hit.device_id)
+        return hit
+
+    def _cached(self, cache_key: str, now: float) -> Principal | None:
         with self._lock:
             hit = self._cache.get(cache_key)
-        if hit is not None and hit[0] > now:
-            if hit[1].device_id is not None:
-                self._touch(hit[1].device_id)
-            return hit[1]
+        return hit[1] if hit is not None and hit[0] > now else None
+
+    def _verify_and_cache(
+        self, cache_key: str, login: str, password: str, limit_key: tuple[str, str], now: float
+    ) -> Principal:
         principal = self._verify_credentials(login, password)
         if principal is None:
             self._fail(limit_key, now)
@@ -204,8 +232,6 @@ class Accounts:
                 self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
             self._cache[cache_key] = (now + CACHE_TTL, principal)
             self._failures.pop(limit_key, None)
-        if principal.device_id is not None:
-            self._touch(principal.device_id)
         return principal
 
     def _verify_credentials(self, login: str, password: str) -> Principal | None:

@@ -184,3 +184,45 @@ def test_change_by_another_process_is_seen_after_the_ttl(accounts, monkeypatch):
     with pytest.raises(errors.NotAuthenticated):
         accounts.authenticate("alice", "old-pw")
     assert accounts.authenticate("alice", "new-pw").login == "alice"
+
+
+class SlowHasher(CountingHasher):
+    def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+        time.sleep(0.2)  # long enough for every thread to arrive while the first verifies
+        return super().verify(hash, password)
+
+
+def test_identical_concurrent_logins_verify_once(db_url, tmp_path):
+    """Ten connections opened at once with the same credentials cost one argon2 verification
+    (each one holds ~64 MiB with the default parameters); wrong ones still fail everywhere."""
+    import threading
+
+    drive = make_drive(db_url, str(tmp_path / "master.key"))
+    try:
+        hasher = SlowHasher()
+        acc = Accounts(drive, hasher=hasher)
+        acc.add_user("alice", "pw")
+        results: list[object] = []
+
+        def login(password: str) -> None:
+            try:
+                results.append(acc.authenticate("alice", password, client="10.0.0.1").login)
+            except errors.NotAuthenticated as exc:
+                results.append(type(exc))
+
+        threads = [threading.Thread(target=login, args=("pw",)) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert results == ["alice"] * 10 and hasher.verifies == 1
+        results.clear()
+        threads = [threading.Thread(target=login, args=("wrong",)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert results == [errors.NotAuthenticated] * 3
+    finally:
+        drive.store.close()
+        drive.db.dispose()
