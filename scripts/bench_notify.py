@@ -198,7 +198,9 @@ async def bench_spread(args: argparse.Namespace, main_url: str, poll_url: str) -
             async with s.get(f"{main_url}/api/v1/changes/latest", headers=auth[a]) as r:
                 cursors[a] = (await r.json())["cursor"]
         fired: dict[int, float] = {}
+        fired_round: dict[int, int] = {}
         wake: list[float] = []
+        slowest: list[tuple[float, int, int]] = []
         stop = asyncio.Event()
 
         async def waiter(a: int) -> None:
@@ -211,16 +213,22 @@ async def bench_spread(args: argparse.Namespace, main_url: str, poll_url: str) -
                     body = await r.json()
                 if body.get("changes") and a in fired:
                     wake.append(time.perf_counter() - fired[a])
+                    slowest.append((wake[-1], a, fired_round[a]))
                     async with s.get(f"{main_url}/api/v1/changes/latest", headers=auth[a]) as r:
                         cursors[a] = (await r.json())["cursor"]
 
+        t0 = time.perf_counter()
         tasks = [asyncio.create_task(waiter(i % n_acc)) for i in range(args.waiters)]
         await asyncio.sleep(args.settle)
+        if args.notify:  # its /healthz counts parked polls: wait until every one is parked
+            while (parked := await parked_count(s, poll_url)) < args.waiters:
+                await asyncio.sleep(0.1)
+            print(f"spread: {parked} polls parked {time.perf_counter() - t0:.1f} s after sending")
         per = args.waiters // n_acc
         for rnd in range(args.rounds):
             a = rnd % n_acc
             before = len(wake)
-            fired[a] = time.perf_counter()
+            fired[a], fired_round[a] = time.perf_counter(), rnd
             async with s.put(
                 f"{main_url}/dav/bench{a}/w{rnd}.txt", data=b"y" * 100, headers=auth[a]
             ) as r:
@@ -239,6 +247,14 @@ async def bench_spread(args: argparse.Namespace, main_url: str, poll_url: str) -
             f"p50={pct(wake, 0.5) * 1000:.1f} ms p99={pct(wake, 0.99) * 1000:.1f} ms "
             f"max={max(wake, default=0) * 1000:.1f} ms"
         )
+        worst = sorted(slowest, reverse=True)[:3]
+        print("  slowest: " + ", ".join(f"{t * 1000:.0f} ms (round {r})" for t, _a, r in worst))
+
+
+async def parked_count(s: aiohttp.ClientSession, url: str) -> int:
+    """``davdrive notify``'s /healthz says "ok N waiting"."""
+    async with s.get(url + "/healthz") as r:
+        return int((await r.text()).split()[1])
 
 
 def add_accounts(data: Path, n: int) -> None:
