@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,10 +60,15 @@ def common_options(f: F) -> F:
     return f
 
 
-def _app(**overrides: Any) -> App:
+@contextmanager
+def _opened_app(**overrides: Any) -> Iterator[App]:
+    """The app for this command's --config/--data (plus ``overrides``), closed afterwards."""
     state = click.get_current_context().ensure_object(State)
-    config = load_config(state.config, data_dir=state.data, **overrides)
-    return build_app(config)
+    app = build_app(load_config(state.config, data_dir=state.data, **overrides))
+    try:
+        yield app
+    finally:
+        app.close()
 
 
 def _size(value: int) -> str:
@@ -127,16 +133,15 @@ def serve(
     """Run the WebDAV + API server until SIGTERM/SIGINT."""
     from davdrive.server.serve import serve as run
 
-    app = _app(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, threads=threads)
-    logging.basicConfig(
-        level=app.config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
+    with _opened_app(
+        host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, threads=threads
+    ) as app:
+        logging.basicConfig(
+            level=app.config.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
         run(app)
-    finally:
-        app.close()
 
 
 @main.command()
@@ -147,12 +152,9 @@ def notify(host: str, port: int) -> None:
     """Run the long-poll endpoint as a separate asyncio process (scale-out)."""
     from davdrive.server.notify_app import run_notify
 
-    app = _app()
-    logging.basicConfig(level=app.config.log_level.upper(), stream=sys.stderr)
-    try:
+    with _opened_app() as app:
+        logging.basicConfig(level=app.config.log_level.upper(), stream=sys.stderr)
         run_notify(app, host, port)
-    finally:
-        app.close()
 
 
 # -- users ----------------------------------------------------------------------------------------
@@ -172,11 +174,8 @@ def user_add(name: str, password_stdin: bool, quota: str | None, admin: bool) ->
     """Create an account."""
     quota_bytes = parse_size(quota) if quota is not None else None
     password = _read_password(password_stdin)
-    app = _app()
-    try:
+    with _opened_app() as app:
         p = app.accounts.add_user(name, password, quota=quota_bytes, admin=admin)
-    finally:
-        app.close()
     click.echo(f"created user {p.login}" + (" (admin)" if admin else ""))
 
 
@@ -184,11 +183,8 @@ def user_add(name: str, password_stdin: bool, quota: str | None, admin: bool) ->
 @common_options
 def user_list() -> None:
     """List accounts with usage and quota."""
-    app = _app()
-    try:
+    with _opened_app() as app:
         users = app.accounts.list_users()
-    finally:
-        app.close()
     click.echo(f"{'LOGIN':<24} {'ADMIN':<5} {'USED':>10} {'QUOTA':>10}")
     for u in users:
         admin = "yes" if u.is_admin else ""
@@ -202,11 +198,8 @@ def user_list() -> None:
 def user_passwd(name: str, password_stdin: bool) -> None:
     """Set an account's password."""
     password = _read_password(password_stdin)
-    app = _app()
-    try:
+    with _opened_app() as app:
         app.accounts.set_password(name, password)
-    finally:
-        app.close()
     click.echo(f"password of {name} changed")
 
 
@@ -217,11 +210,8 @@ def user_passwd(name: str, password_stdin: bool) -> None:
 def user_quota(name: str, size: str) -> None:
     """Set an account's quota (10GB, 512MiB, bytes)."""
     quota = parse_size(size)
-    app = _app()
-    try:
+    with _opened_app() as app:
         app.accounts.set_quota(name, quota)
-    finally:
-        app.close()
     click.echo(f"quota of {name}: {_size(quota)}")
 
 
@@ -233,11 +223,8 @@ def user_delete(name: str, yes: bool) -> None:
     """Delete an account and all its files."""
     if not yes:
         click.confirm(f"Delete user {name} and all their files?", abort=True)
-    app = _app()
-    try:
+    with _opened_app() as app:
         app.accounts.delete_user(name)
-    finally:
-        app.close()
     click.echo(f"deleted user {name}")
 
 
@@ -254,11 +241,8 @@ def device() -> None:
 @click.argument("name")
 def device_add(login: str, name: str) -> None:
     """Create an app password and a token for a device (shown once)."""
-    app = _app()
-    try:
+    with _opened_app() as app:
         device_id, app_password, token = app.accounts.add_device(app.drive.principal(login), name)
-    finally:
-        app.close()
     click.echo(f"device {device_id} ({name}) for {login}")
     click.echo(f"app password: {app_password}")
     click.echo(f"token: {token}")
@@ -275,11 +259,8 @@ def device_add(login: str, name: str) -> None:
 @click.option("--no-verify", is_flag=True, help="Check presence only; do not decrypt blocks.")
 def fsck(repair: bool, no_verify: bool) -> None:
     """Check stored blocks against the metadata; exit status 1 when damage is found."""
-    app = _app()
-    try:
+    with _opened_app() as app:
         report = app.drive.fsck(repair=repair, verify=not no_verify)
-    finally:
-        app.close()
     click.echo(report.summary())
     for key in report.missing:
         click.echo(f"missing: {key}")
@@ -294,12 +275,9 @@ def fsck(repair: bool, no_verify: bool) -> None:
 @click.argument("name", required=False)
 def usage(name: str | None) -> None:
     """Show used and available space for one account or all."""
-    app = _app()
-    try:
+    with _opened_app() as app:
         logins = [name] if name else [u.login for u in app.accounts.list_users()]
         rows = [(login, app.drive.usage(app.drive.principal(login))) for login in logins]
-    finally:
-        app.close()
     click.echo(f"{'LOGIN':<24} {'USED':>10} {'QUOTA':>10} {'AVAILABLE':>10}")
     for login, u in rows:
         click.echo(f"{login:<24} {_size(u.used):>10} {_size(u.quota):>10} {_size(u.available):>10}")
@@ -315,12 +293,9 @@ def key() -> None:
 @common_options
 def key_rotate() -> None:
     """Add a new master key and rewrap every account key under it (blocks stay as they are)."""
-    app = _app()
-    try:
+    with _opened_app() as app:
         new_id = app.keyring.rotate()
         count = app.drive.rewrap_keys()
-    finally:
-        app.close()
     click.echo(f"new master key {new_id}; rewrapped {count} account key(s)")
 
 

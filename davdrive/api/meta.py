@@ -28,6 +28,17 @@ def _ok(schema: str, description: str = "OK") -> dict[str, Any]:
 REVISION = "#/components/schemas/Revision"
 STRING = {"type": "string"}
 PATH_Q = {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}
+
+
+def _json_request(properties: dict[str, Any], required: list[str] | None = None) -> dict:
+    """A required JSON object request body with these properties."""
+    schema: dict[str, Any] = {"type": "object"}
+    if required:
+        schema["required"] = required
+    schema["properties"] = properties
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 STD_ERRORS = {
     "400": _err("bad input"),
     "401": _err("not authenticated"),
@@ -207,43 +218,23 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/files/restore": {
             "post": {
                 "summary": "Make an old revision current as a new revision",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["path", "rev"],
-                                "properties": {
-                                    "path": {"type": "string"},
-                                    "rev": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _json_request(
+                    {"path": {"type": "string"}, "rev": {"type": "string"}}, ["path", "rev"]
+                ),
                 "responses": {"200": _ok("Node"), "507": _err("over quota"), **STD_ERRORS},
             }
         },
         "/api/v1/files/pin": {
             "post": {
                 "summary": "Mark a revision important (pruning keeps it)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["path", "rev"],
-                                "properties": {
-                                    "path": {"type": "string"},
-                                    "rev": {"type": "string"},
-                                    "pinned": {"type": "boolean"},
-                                },
-                            }
-                        }
+                "requestBody": _json_request(
+                    {
+                        "path": {"type": "string"},
+                        "rev": {"type": "string"},
+                        "pinned": {"type": "boolean"},
                     },
-                },
+                    ["path", "rev"],
+                ),
                 "responses": {
                     "200": {
                         "description": "OK",
@@ -308,20 +299,9 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/trash/restore": {
             "post": {
                 "summary": "Restore a trashed file or folder (with its contents)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "path": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
+                "requestBody": _json_request(
+                    {"id": {"type": "string"}, "path": {"type": "string"}}
+                ),
                 "responses": {"200": _ok("Node"), "507": _err("over quota"), **STD_ERRORS},
             }
         },
