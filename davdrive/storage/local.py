@@ -27,6 +27,7 @@ class LocalBackend(BlockBackend):
         path = self._path(key)
         folder = path.parent
         created = not folder.exists()
+        top_created = created and not folder.parent.exists()
         if created:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = folder / f".{key}.{uuid.uuid4().hex}.tmp"
@@ -42,9 +43,10 @@ class LocalBackend(BlockBackend):
                 os.close(fd)
             os.replace(tmp, path)
             _fsync_dir(folder)
-            if created:
-                _fsync_dir(folder.parent)
-                _fsync_dir(folder.parent.parent)
+            if created:  # the new folder's entry lives in its parent; the root only changes
+                _fsync_dir(folder.parent)  # when the top-level shard is new too
+                if top_created:
+                    _fsync_dir(folder.parent.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
