@@ -210,7 +210,6 @@ def put_file(root: Path, key: str, header: bytes, sealed: bytes) -> None:
     """The same system calls as ``LocalBackend.put`` (shard folders, tmp, fsync, rename, fsync)."""
     folder = root / key[:2] / key[2:4]
     created = not folder.exists()
-    top_created = created and not folder.parent.exists()
     if created:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = folder / f".{key}.{uuid.uuid4().hex}.tmp"
@@ -225,10 +224,8 @@ def put_file(root: Path, key: str, header: bytes, sealed: bytes) -> None:
         os.close(fd)
     os.replace(tmp, folder / key)
     fsync_dir(folder)
-    if created:
+    if created:  # LocalBackend makes the 256 top-level folders at start
         fsync_dir(folder.parent)
-        if top_created:
-            fsync_dir(folder.parent.parent)
 
 
 def baseline_write(

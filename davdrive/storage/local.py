@@ -18,6 +18,16 @@ class LocalBackend(BlockBackend):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The 256 top-level shard folders exist (durably) before any put, so a put never changes
+        # the root: a new second-level folder needs only its parent fsynced.
+        made = False
+        for i in range(256):
+            top = self.root / f"{i:02x}"
+            if not top.is_dir():
+                top.mkdir(mode=0o700, exist_ok=True)
+                made = True
+        if made:
+            _fsync_dir(self.root)
 
     def _path(self, key: str) -> Path:
         check_key(key)
@@ -27,7 +37,7 @@ class LocalBackend(BlockBackend):
         path = self._path(key)
         folder = path.parent
         created = not folder.exists()
-        top_created = created and not folder.parent.exists()
+        top_new = created and not folder.parent.exists()  # only for keys shorter than 4
         if created:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = folder / f".{key}.{uuid.uuid4().hex}.tmp"
@@ -43,9 +53,9 @@ class LocalBackend(BlockBackend):
                 os.close(fd)
             os.replace(tmp, path)
             _fsync_dir(folder)
-            if created:  # the new folder's entry lives in its parent; the root only changes
-                _fsync_dir(folder.parent)  # when the top-level shard is new too
-                if top_created:
+            if created:  # its entry lives in the top-level folder (made durable at start)
+                _fsync_dir(folder.parent)
+                if top_new:
                     _fsync_dir(folder.parent.parent)
         except OSError as exc:
             tmp.unlink(missing_ok=True)

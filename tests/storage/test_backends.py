@@ -74,6 +74,10 @@ def test_local_layout_is_sharded_and_private(tmp_path):
     assert path.read_bytes() == b"x"
     assert path.stat().st_mode & 0o077 == 0
     assert not [p for p in (tmp_path / "blocks").rglob("*.tmp")]
+    # the top-level shard folders exist from the start, so a put never changes the root
+    tops = sorted(p.name for p in (tmp_path / "blocks").iterdir())
+    assert tops == [f"{i:02x}" for i in range(256)]
+    assert all((tmp_path / "blocks" / t).stat().st_mode & 0o077 == 0 for t in tops)
 
 
 def test_local_full_disk_is_insufficient_storage_and_leaves_nothing(tmp_path, monkeypatch):
