@@ -88,7 +88,8 @@ class LockRepo:
         request (seven queries for one PUT); a request sees one consistent picture instead.
         Queries outside ``namespace`` still go to SQL.
         """
-        self._local.scope = (normalize_root(namespace), None)
+        root = normalize_root(namespace)
+        self._local.scope = (root, _ancestors(root), None)
         try:
             yield
         finally:
@@ -100,20 +101,19 @@ class LockRepo:
         scope = getattr(self._local, "scope", None)
         if scope is None:
             return None
-        namespace, locks = scope
-        ancestors = _ancestors(namespace)
+        namespace, ancestors, locks = scope
         inside = root == namespace or root.startswith(namespace + "/")
         if not inside and (include_children or root not in ancestors):
             return None
         if locks is None:
             locks = self._query(namespace, include_root=True, include_children=True, also=ancestors)
-            self._local.scope = (namespace, locks)
+            self._local.scope = (namespace, ancestors, locks)
         return locks
 
     def _invalidate(self) -> None:
         scope = getattr(self._local, "scope", None)
         if scope is not None:
-            self._local.scope = (scope[0], None)
+            self._local.scope = (scope[0], scope[1], None)
 
     def __repr__(self) -> str:
         return "LockRepo(sql)"
