@@ -260,7 +260,8 @@ class Drive:
             self._roots.pop(user_id, None)
 
     def principal(self, login: str, device_id: int | None = None) -> Principal:
-        """The principal for a login (``NotFound``)."""
+        """The principal for a login, matched in its canonical (lowercase) form (``NotFound``)."""
+        login = login.lower()
         with self.db.read() as s:
             row = s.execute(select(User.id, User.is_admin).where(User.login == login)).first()
         if row is None:
@@ -972,9 +973,9 @@ class Drive:
 
     # -- versions ---------------------------------------------------------------------------------
     def list_versions(
-        self, p: Principal, path: str, *, limit: int | None = None
+        self, p: Principal, path: str, *, limit: int | None = None, before: int | None = None
     ) -> list[VersionInfo]:
-        """Newest first."""
+        """Newest first; ``before``: only versions with a smaller id (the next page)."""
         owner = self._authorize(p)
         with self.db.read() as s:
             node, parts = self._require(s, owner, path)
@@ -987,6 +988,8 @@ class Drive:
                 .where(FileVersion.node_id == node.id)
                 .order_by(FileVersion.id.desc())
             )
+            if before is not None:
+                query = query.where(FileVersion.id < before)
             if limit is not None:
                 query = query.limit(limit)
             return [
