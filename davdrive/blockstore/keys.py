@@ -57,10 +57,13 @@ class KeyRing:
     def __init__(self, keys: list[bytes], path: Path | None = None) -> None:
         if not keys:
             raise ValueError("a key ring needs at least one master key")
+        # Replaced as a whole under ``_lock``, never mutated, so readers need no lock; a reload
+        # publishes the (larger) _keys before the _order that may name a new key.
         self._keys = {key_id_of(k): k for k in keys}
         self._order = [key_id_of(k) for k in keys]
         self.path = path
         self._lock = threading.Lock()
+        self._seen = self._signature()
 
     @classmethod
     def load_or_create(cls, path: str | os.PathLike[str], env: dict[str, str] | None = None):
@@ -118,11 +121,52 @@ class KeyRing:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
+        self._seen = self._signature()
         dfd = os.open(self.path.parent, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        """What identifies the key file's content cheaply (inode, size, mtime), or None."""
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def reload(self) -> bool:
+        """Re-read the key file (another process may have rotated); True if a key was added.
+
+        The file's order decides the current key; keys this process knows that the file no
+        longer lists (retired elsewhere) stay usable for unwrapping. Thread-safe.
+        """
+        if self.path is None:
+            return False
+        with self._lock:
+            return self._reload_locked()
+
+    def _reload_locked(self) -> bool:
+        assert self.path is not None
+        seen = self._signature()
+        try:
+            keys = self._read_file(self.path)
+        except (OSError, ValueError):
+            return False  # missing or unreadable now: keep what we have
+        self._seen = seen
+        ids = [key_id_of(k) for k in keys]
+        added = any(kid not in self._keys for kid in ids)
+        self._keys = {**self._keys, **dict(zip(ids, keys, strict=True))}
+        self._order = ids + [kid for kid in self._order if kid not in ids]
+        return added
+
+    def _maybe_reload(self) -> None:
+        """Reload when the key file changed since it was last read (one ``stat``)."""
+        if self.path is not None and self._signature() != self._seen:
+            self.reload()
 
     @property
     def current_id(self) -> str:
@@ -133,14 +177,23 @@ class KeyRing:
         return list(self._order)
 
     def wrap(self, data_key: bytes, context: bytes) -> tuple[str, bytes]:
-        """Encrypt a data key under the current master key; ``context`` binds it to its owner."""
-        kid = self.current_id
+        """Encrypt a data key under the newest master key (the key file is checked for one a
+        ``davdrive key rotate`` elsewhere added); ``context`` binds it to its owner."""
+        self._maybe_reload()
+        kid = self._order[0]  # before _keys: a reload publishes _keys (a superset) first
         nonce = secrets.token_bytes(12)
         return kid, nonce + AESGCM(self._keys[kid]).encrypt(nonce, data_key, context)
 
     def unwrap(self, key_id: str, wrapped: bytes, context: bytes) -> bytes:
-        """Decrypt a wrapped data key; ``IntegrityError`` if the key is unknown or tampered."""
+        """Decrypt a wrapped data key; ``IntegrityError`` if the key is unknown or tampered.
+
+        An unknown key id makes the ring re-read its key file once: another process (``davdrive
+        key rotate``) may have added the key and rewrapped this account under it.
+        """
         key = self._keys.get(key_id)
+        if key is None and self.path is not None:
+            self.reload()  # (another thread may have just done so: look again either way)
+            key = self._keys.get(key_id)
         if key is None:
             raise IntegrityError(f"master key {key_id} is not in the key ring")
         try:
@@ -149,22 +202,29 @@ class KeyRing:
             raise IntegrityError("wrapped account key failed authentication") from None
 
     def rotate(self) -> str:
-        """Add a new current master key (saved to the key file); return its id."""
+        """Add a new current master key (saved to the key file); return its id.
+
+        The file is re-read first, so keys another process added are kept.
+        """
         with self._lock:
+            if self.path is not None:
+                self._reload_locked()
             key = secrets.token_bytes(KEY_BYTES)
             kid = key_id_of(key)
-            self._keys[kid] = key
-            self._order.insert(0, kid)
+            self._keys = {**self._keys, kid: key}
+            self._order = [kid, *self._order]
             self._save()
             return kid
 
     def retire(self, key_id: str) -> None:
         """Drop an old master key once no account is wrapped under it."""
         with self._lock:
+            if self.path is not None:
+                self._reload_locked()
             if key_id == self.current_id:
                 raise ValueError("cannot retire the current master key")
-            self._order.remove(key_id)
-            del self._keys[key_id]
+            self._order = [kid for kid in self._order if kid != key_id]
+            self._keys = {kid: k for kid, k in self._keys.items() if kid != key_id}
             self._save()
 
 

@@ -69,3 +69,50 @@ def test_object_keys_differ_per_account():
     assert a.object_key(h) != b.object_key(h)
     assert a.object_key(h) == a.object_key(h)
     assert "enc_key" not in repr(a)
+
+
+def test_unwrap_of_a_key_rotated_in_another_process_rereads_the_key_file(tmp_path):
+    path = tmp_path / "master.key"
+    server = KeyRing.load_or_create(path, env={})  # a running server
+    old_id = server.current_id
+    cli = KeyRing.load_or_create(path, env={})  # `davdrive key rotate` in another process
+    new_id = cli.rotate()
+    kid, wrapped = cli.wrap(b"a" * 32, b"user 7")  # the account rewrapped under the new key
+    assert kid == new_id
+    assert server.unwrap(kid, wrapped, b"user 7") == b"a" * 32
+    assert server.current_id == new_id and server.ids == [new_id, old_id]
+    assert server.wrap(b"b" * 32, b"user 8")[0] == new_id  # new wraps use the newest key
+    with pytest.raises(IntegrityError):
+        server.unwrap("0" * 16, wrapped, b"user 7")  # still unknown after a re-read
+
+
+def test_wrap_uses_a_key_added_by_another_process(tmp_path):
+    path = tmp_path / "master.key"
+    server = KeyRing.load_or_create(path, env={})
+    new_id = KeyRing.load_or_create(path, env={}).rotate()
+    kid, wrapped = server.wrap(b"c" * 32, b"ctx")
+    assert kid == new_id
+    assert KeyRing.load_or_create(path, env={}).unwrap(kid, wrapped, b"ctx") == b"c" * 32
+
+
+def test_rotation_keeps_keys_another_process_added(tmp_path):
+    path = tmp_path / "master.key"
+    a = KeyRing.load_or_create(path, env={})
+    b = KeyRing.load_or_create(path, env={})
+    first = a.current_id
+    second = a.rotate()
+    third = b.rotate()  # b never saw `second`: it must not drop it from the file
+    assert KeyRing.load_or_create(path, env={}).ids == [third, second, first]
+
+
+def test_concurrent_unwraps_after_a_rotation_elsewhere(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "master.key"
+    server = KeyRing.load_or_create(path, env={})
+    cli = KeyRing.load_or_create(path, env={})
+    cli.rotate()
+    wrapped = [cli.wrap(bytes([i]) * 32, str(i).encode()) for i in range(64)]
+    with ThreadPoolExecutor(16) as pool:
+        got = list(pool.map(lambda i: server.unwrap(*wrapped[i], str(i).encode()), range(64)))
+    assert got == [bytes([i]) * 32 for i in range(64)]
