@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -30,6 +31,12 @@ NAMING = {
 # BIGINT primary keys autoincrement on PostgreSQL; on SQLite only INTEGER PRIMARY KEY does.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+# No id is ever reused (DESIGN.md §3): a deleted account's id handed to a new account would let a
+# process that cached the old account's keys or credentials use them for the new one. PostgreSQL
+# sequences never go back; SQLite reuses the highest rowid after a delete unless the table is
+# declared AUTOINCREMENT. Every table with an integer surrogate id carries this.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
@@ -37,9 +44,10 @@ class Base(DeclarativeBase):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    login: Mapped[str] = mapped_column(String(64), unique=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)  # canonical: lowercase
     password_hash: Mapped[str] = mapped_column(String(255))
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     quota_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -53,10 +61,14 @@ class User(Base):
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     root_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
+    # Credentials generation: bumped by every password change. A process that cached a
+    # verification compares it (one indexed read) so a change made anywhere counts at once.
+    cred_gen: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Device(Base):
     __tablename__ = "device"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -67,6 +79,10 @@ class Device(Base):
     last_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+# Device names are unique per account, compared case-insensitively.
+Index("uq_device_user_name", Device.user_id, func.lower(Device.name), unique=True)
 
 
 class Node(Base):
@@ -84,6 +100,7 @@ class Node(Base):
             postgresql_where=text("trashed_at IS NULL"),
         ),
         Index("ix_node_user_trashed", "user_id", "trashed_at"),
+        NEVER_REUSE_IDS,
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -105,7 +122,7 @@ class FileVersion(Base):
     """Immutable once written: a revision of a file's content."""
 
     __tablename__ = "file_version"
-    __table_args__ = (Index("ix_file_version_node", "node_id", "id"),)
+    __table_args__ = (Index("ix_file_version_node", "node_id", "id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
@@ -124,7 +141,10 @@ class Block(Base):
     """A stored block of one account (dedup scope), addressed in the backend by object_key."""
 
     __tablename__ = "block"
-    __table_args__ = (UniqueConstraint("user_id", "hash", name="uq_block_user_hash"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "hash", name="uq_block_user_hash"),
+        NEVER_REUSE_IDS,
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -5,12 +5,19 @@ are random secrets of >= 190 bits generated here, so they are stored as SHA-256 
 preimage search is infeasible for such secrets, and a digest lets ``authenticate`` find the
 device with one indexed comparison instead of one argon2 run per device.
 
+Logins have one canonical form, lowercase: ``validate_login`` returns it, accounts are stored
+under it, and every lookup lowercases what it is given.
+
 Two per-process structures sit in front of the database (a second server process keeps its
-own; both are bounded in time, so no process can serve stale state for long):
+own):
 
 - a cache of successful verifications keyed by ``sha256(login NUL password)``, TTL
-  ``CACHE_TTL`` seconds, dropped for a user by ``set_password``/``delete_user`` in this process
-  (a change made by another process takes effect here within the TTL);
+  ``CACHE_TTL`` seconds. A hit costs one indexed read instead of one argon2 run: the account row
+  must still exist with the same id and credentials generation (``users.cred_gen``, bumped by
+  ``set_password``) and, for a device app password, the device row must still exist. So a
+  password change, an account deletion or a device revocation made by any process (the CLI is
+  one) stops the old secret on the very next request everywhere; ids are never reused, so a
+  re-created account never matches an entry of the deleted one;
 - a failure counter per ``(login, client)``: more than ``MAX_FAILURES`` failures within
   ``FAILURE_WINDOW`` seconds raise ``TooManyRequests`` until the window has passed.
 """
@@ -29,7 +36,8 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from davdrive import errors
 from davdrive.metadata.schema import Device, User
@@ -37,6 +45,7 @@ from davdrive.service.drive import Drive
 from davdrive.service.types import Principal
 
 LOGIN_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+DEVICE_NAME_MAX = 128
 CACHE_TTL = 60.0
 INFLIGHT_WAIT = 10.0  # seconds a login waits for an identical one being verified
 MAX_FAILURES = 10
@@ -57,14 +66,39 @@ class UserInfo:
     created: float
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One device of an account (``list_devices``, ``revoke_device``)."""
+
+    id: int
+    login: str
+    name: str
+    created: float
+    last_seen: float | None
+    last_cursor: int
+
+
 def validate_login(login: str) -> str:
-    """Return ``login`` if it is 1-64 chars of ``[A-Za-z0-9._-]`` not starting with '.'."""
+    """The canonical (lowercase) form of ``login``; ``BadRequest`` unless it is 1-64 chars of
+    ``[A-Za-z0-9._-]`` not starting with '.'."""
     if not isinstance(login, str) or not LOGIN_RE.fullmatch(login) or login.startswith("."):
         raise errors.BadRequest(
             f"invalid login {login!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "not starting with '.'"
         )
-    return login
+    return login.lower()
+
+
+def validate_device_name(name: str) -> str:
+    """``name`` stripped; ``BadRequest`` unless 1-128 characters without control characters."""
+    if not isinstance(name, str):
+        raise errors.BadRequest("a device name is a string")
+    name = name.strip()
+    if not name or len(name) > DEVICE_NAME_MAX:
+        raise errors.BadRequest(f"a device name is 1-{DEVICE_NAME_MAX} characters")
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+        raise errors.BadRequest("a device name must not contain control characters")
+    return name
 
 
 def _digest(secret: str) -> str:
@@ -80,7 +114,8 @@ class Accounts:
         # argon2-cffi's defaults are RFC 9106's low-memory profile: argon2id, 64 MiB, t=3, p=4.
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, Principal]] = {}
+        # sha256(login NUL secret) -> (expiry, principal, the account's cred_gen when verified)
+        self._cache: dict[str, tuple[float, Principal, int]] = {}
         # Credentials being verified right now: identical concurrent logins wait for the first
         # (argon2 costs ~64 MiB and tens of ms each; a client opening ten connections, or a
         # thousand long-polls arriving together, would otherwise verify ten or a thousand times).
@@ -105,13 +140,14 @@ class Accounts:
     def add_user(
         self, login: str, password: str, *, quota: int | None = None, admin: bool = False
     ) -> Principal:
-        """Create an account (``BadRequest`` for a bad login, ``AlreadyExists`` if taken)."""
-        validate_login(login)
+        """Create an account under the canonical (lowercase) login (``BadRequest`` for a bad
+        login, ``AlreadyExists`` if taken in any spelling)."""
+        login = validate_login(login)
         if quota is not None and quota < 0:
             raise errors.BadRequest("the quota must not be negative")
         password_hash = self.hash_password(password)
         with self.db.read() as s:
-            taken = s.scalar(select(User.login).where(func.lower(User.login) == login.lower()))
+            taken = s.scalar(select(User.login).where(User.login == login))
         if taken is not None:
             raise errors.AlreadyExists(f"user {taken!r} exists")
         return self.drive.create_account(login, password_hash, quota=quota, is_admin=admin)
@@ -135,11 +171,16 @@ class Accounts:
         return self.drive.principal(login).user_id
 
     def set_password(self, login: str, password: str) -> None:
-        """Replace the account password (cached verifications of that user are dropped)."""
+        """Replace the account password and bump its credentials generation, so the old one
+        stops working on the next request in every process."""
         password_hash = self.hash_password(password)
         user_id = self._user_id(login)
         with self.db.write() as s:
-            s.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
+            s.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(password_hash=password_hash, cred_gen=User.cred_gen + 1)
+            )
         self._forget(user_id)
 
     def set_quota(self, login: str, quota: int) -> None:
@@ -156,32 +197,104 @@ class Accounts:
         self.drive.delete_account(user_id)
         self._forget(user_id)
 
-    def _forget(self, user_id: int) -> None:
+    def _forget(self, user_id: int, device_id: int | None = None) -> None:
+        """Drop this process's cached verifications of a user (or of one of its devices)."""
         with self._lock:
-            for key in [k for k, (_, p) in self._cache.items() if p.user_id == user_id]:
+            for key in [
+                k
+                for k, (_, p, _) in self._cache.items()
+                if p.user_id == user_id and (device_id is None or p.device_id == device_id)
+            ]:
                 del self._cache[key]
 
     # -- devices ----------------------------------------------------------------------------------
     def add_device(self, p: Principal, name: str) -> tuple[int, str, str]:
-        """Register a device; return ``(device id, app password, token)``, shown only once."""
-        name = name.strip()
-        if not name or len(name) > 128:
-            raise errors.BadRequest("a device name is 1-128 characters")
+        """Register a device; return ``(device id, app password, token)``, shown only once.
+
+        ``AlreadyExists`` if the account has a device of that name (compared case-insensitively).
+        """
+        name = validate_device_name(name)
         app_password = secrets.token_urlsafe(24)
         token = secrets.token_urlsafe(32)
-        with self.db.write() as s:
-            device = Device(
-                user_id=p.user_id,
-                name=name,
-                app_password_hash=SECRET_PREFIX + _digest(app_password),
-                token_hash=_digest(token),
-                last_cursor=0,
-                created_at=time.time(),
-            )
-            s.add(device)
-            s.flush()
-            device_id = device.id
+        taken = errors.AlreadyExists(f"{p.login} already has a device named {name!r}")
+        try:
+            with self.db.write() as s:
+                if s.scalar(self._device_by_name(p.user_id, name)) is not None:
+                    raise taken
+                device = Device(
+                    user_id=p.user_id,
+                    name=name,
+                    app_password_hash=SECRET_PREFIX + _digest(app_password),
+                    token_hash=_digest(token),
+                    last_cursor=0,
+                    created_at=time.time(),
+                )
+                s.add(device)
+                s.flush()
+                device_id = device.id
+        except SQLIntegrityError:  # a concurrent add of the same name (uq_device_user_name)
+            raise taken from None
         return device_id, app_password, token
+
+    @staticmethod
+    def _device_by_name(user_id: int, name: str):  # type: ignore[no-untyped-def]
+        return select(Device.id).where(
+            Device.user_id == user_id, func.lower(Device.name) == name.lower()
+        )
+
+    def list_devices(self, login: str | None = None) -> list[DeviceInfo]:
+        """The devices of one account (``NotFound`` for an unknown login) or of every account,
+        by login then name."""
+        query = (
+            select(
+                Device.id,
+                User.login,
+                Device.name,
+                Device.created_at,
+                Device.last_seen,
+                Device.last_cursor,
+            )
+            .join(User, User.id == Device.user_id)
+            .order_by(User.login, func.lower(Device.name), Device.id)
+        )
+        if login is not None:
+            query = query.where(Device.user_id == self._user_id(login))
+        with self.db.read() as s:
+            rows = s.execute(query).all()
+        return [DeviceInfo(*row) for row in rows]
+
+    def revoke_device(self, login: str, device: str) -> DeviceInfo:
+        """Delete a device of ``login``, named by its name (case-insensitively) or its numeric
+        id (tried first); its app password and token stop working at once, in every process.
+        ``NotFound`` if the account has no such device."""
+        user_id = self._user_id(login)
+        device = str(device).strip()
+        columns = (
+            Device.id,
+            User.login,
+            Device.name,
+            Device.created_at,
+            Device.last_seen,
+            Device.last_cursor,
+        )
+        with self.db.write() as s:
+            row = None
+            base = select(*columns).join(User, User.id == Device.user_id)
+            if device.isascii() and device.isdigit() and len(device) <= 18:
+                row = s.execute(
+                    base.where(Device.user_id == user_id, Device.id == int(device))
+                ).first()
+            if row is None and device and "\x00" not in device:
+                row = s.execute(
+                    base.where(Device.user_id == user_id, func.lower(Device.name) == device.lower())
+                ).first()
+            if row is None:
+                raise errors.NotFound(f"{login.lower()} has no device {device!r}")
+            s.execute(delete(Device).where(Device.id == row.id))
+        self._forget(user_id, row.id)
+        with self._lock:
+            self._seen.pop(row.id, None)
+        return DeviceInfo(*row)
 
     # -- authentication ---------------------------------------------------------------------------
     def authenticate(self, login: str, password: str, client: str | None = None) -> Principal:
@@ -191,7 +304,8 @@ class Accounts:
         more than ``MAX_FAILURES`` failures for this login and client within the window.
         """
         now = time.monotonic()
-        limit_key = (login.lower(), client or "")
+        login = login.lower() if isinstance(login, str) else ""
+        limit_key = (login, client or "")
         self._check_rate(limit_key, now)
         cache_key = _digest(f"{login}\0{password}")
         hit = self._cached(cache_key, now)
@@ -216,31 +330,50 @@ class Accounts:
         return hit
 
     def _cached(self, cache_key: str, now: float) -> Principal | None:
+        """A cached verification that is still valid: not expired, and the account (same id,
+        same credentials generation) and the device still exist (one indexed read)."""
         with self._lock:
             hit = self._cache.get(cache_key)
-        return hit[1] if hit is not None and hit[0] > now else None
+        if hit is None or hit[0] <= now:
+            return None
+        _expiry, principal, cred_gen = hit
+        query = select(User.cred_gen).where(User.id == principal.user_id)
+        if principal.device_id is not None:
+            query = query.join(
+                Device, (Device.user_id == User.id) & (Device.id == principal.device_id)
+            )
+        with self.db.read() as s:
+            current = s.scalar(query)
+        if current == cred_gen:
+            return principal
+        with self._lock:
+            if self._cache.get(cache_key) is hit:
+                del self._cache[cache_key]
+        return None
 
     def _verify_and_cache(
         self, cache_key: str, login: str, password: str, limit_key: tuple[str, str], now: float
     ) -> Principal:
-        principal = self._verify_credentials(login, password)
-        if principal is None:
+        verified = self._verify_credentials(login, password)
+        if verified is None:
             self._fail(limit_key, now)
             raise errors.NotAuthenticated("wrong login or password")
+        principal, cred_gen = verified
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-            self._cache[cache_key] = (now + CACHE_TTL, principal)
+            self._cache[cache_key] = (now + CACHE_TTL, principal, cred_gen)
             self._failures.pop(limit_key, None)
         return principal
 
-    def _verify_credentials(self, login: str, password: str) -> Principal | None:
+    def _verify_credentials(self, login: str, password: str) -> tuple[Principal, int] | None:
+        """The principal and the account's credentials generation read with the hash."""
         if not password or not LOGIN_RE.fullmatch(login or ""):
             return None
         with self.db.read() as s:
             user = s.execute(
-                select(User.id, User.login, User.password_hash, User.is_admin).where(
-                    func.lower(User.login) == login.lower()
+                select(User.id, User.login, User.password_hash, User.is_admin, User.cred_gen).where(
+                    User.login == login.lower()
                 )
             ).first()
             if user is None:
@@ -254,11 +387,11 @@ class Accounts:
                 )
             )
         if device_id is not None:
-            return Principal(user.id, user.login, device_id, bool(user.is_admin))
+            return Principal(user.id, user.login, device_id, bool(user.is_admin)), user.cred_gen
         if not self._verify(user.password_hash, password):
             return None
         self._maybe_rehash(user.id, user.password_hash, password)
-        return Principal(user.id, user.login, None, bool(user.is_admin))
+        return Principal(user.id, user.login, None, bool(user.is_admin)), user.cred_gen
 
     def _maybe_rehash(self, user_id: int, password_hash: str, password: str) -> None:
         try:
@@ -337,7 +470,14 @@ class _DummyHash:
 _DUMMY_HASH = _DummyHash()
 
 
-__all__ = ["Accounts", "UserInfo", "validate_login"]
+__all__ = [
+    "Accounts",
+    "DeviceInfo",
+    "UserInfo",
+    "principal_from_header",
+    "validate_device_name",
+    "validate_login",
+]
 
 
 def principal_from_header(accounts: Accounts, header: str, client: str | None = None) -> Principal:
