@@ -12,6 +12,7 @@ import io
 import math
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
@@ -66,9 +67,14 @@ class DriveProvider(DAVProvider):
     # -- identity and paths ---------------------------------------------------------------------
     @staticmethod
     def principal(environ: dict[str, Any]) -> Principal:
+        """The caller, carrying the lock tokens of the request's ``If:`` header."""
         p = environ.get(PRINCIPAL_KEY)
         if p is None:
             raise DAVError(HTTP_UNAUTHORIZED)
+        tokens = environ.get("wsgidav.ifLockTokenList")
+        if tokens and p.lock_tokens != frozenset(tokens):
+            p = replace(p, lock_tokens=frozenset(tokens))
+            environ[PRINCIPAL_KEY] = p
         return p
 
     def split(self, path: str, environ: dict[str, Any]) -> list[str]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, g, request
 
 from davdrive import errors
+from davdrive.service.access import Perm, permission_names
+from davdrive.service.types import Principal
 
 
 def services() -> Any:
@@ -18,8 +22,23 @@ def drive() -> Any:
     return services().drive
 
 
-def principal() -> Any:
-    return g.principal
+_TOKEN = re.compile(r"<([^<>\s]+)>")
+
+
+def lock_tokens(if_header: str, lock_token_header: str) -> frozenset[str]:
+    """The lock tokens a request submits: ``If: (<token>)`` as in WebDAV, or ``Lock-Token``."""
+    found = _TOKEN.findall(if_header or "") + _TOKEN.findall(lock_token_header or "")
+    bare = (lock_token_header or "").strip()
+    if bare and not bare.startswith("<"):
+        found.append(bare)
+    return frozenset(t for t in found if t.startswith("opaquelocktoken:"))
+
+
+def principal() -> Principal:
+    """The authenticated caller, carrying the lock tokens the request submitted."""
+    p: Principal = g.principal
+    tokens = lock_tokens(request.headers.get("If", ""), request.headers.get("Lock-Token", ""))
+    return replace(p, lock_tokens=tokens) if tokens else p
 
 
 def arg_path(name: str = "path") -> str:
@@ -70,7 +89,9 @@ def rfc3339(ts: float | None) -> str | None:
 
 
 def node_json(info: Any) -> dict[str, Any]:
+    """A file or folder as the API shows it; ``id`` is stable across rename and move."""
     return {
+        "id": str(info.id),
         "path": info.path,
         "name": info.name,
         "is_dir": info.is_dir,
@@ -80,4 +101,5 @@ def node_json(info: Any) -> dict[str, Any]:
         "modified": rfc3339(info.mtime),
         "etag": info.etag,
         "status": info.status,
+        "permissions": permission_names(Perm(info.perms)),
     }

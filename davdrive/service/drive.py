@@ -13,9 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import Text, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -47,12 +48,29 @@ from davdrive.metadata.schema import (
 )
 from davdrive.metadata.upsert import insert_ignore
 from davdrive.notify.base import Bus, MemoryBus
+from davdrive.service import access
+from davdrive.service.access import Perm
 from davdrive.service.fsck import FsckReport
 from davdrive.service.fsck import fsck as run_fsck
+from davdrive.service.locks import check_write, drop_locks
 from davdrive.service.paths import check_name, join, parent_and_name, split_path
-from davdrive.service.types import NodeInfo, Principal, TrashItem, Usage, VersionInfo
+from davdrive.service.types import (
+    AccountOverview,
+    NodeInfo,
+    Principal,
+    TrashItem,
+    Usage,
+    VersionInfo,
+)
 
 IN_BATCH = 500  # bound for IN (...) lists
+# A file created where the account's file was moved away or deleted this many seconds before
+# continues that file's history (editors save by rename: vim's x -> x~, PUT x, DELETE x~).
+HANDOVER_WINDOW = 120.0
+HANDOVER_SCAN = 1000  # journal rows looked back at (bounded, by primary key)
+# An empty version this young is a placeholder (LOCK on a new name, Explorer's 0-byte PUT before
+# the real one): the next version of the file replaces it instead of stacking on it.
+PLACEHOLDER_WINDOW = 60.0
 
 # Hot statements are built once: constructing a SQLAlchemy select costs ~100 us per call here,
 # several times what SQLite needs to run it (measured; see docs/PERFORMANCE.md).
@@ -70,6 +88,10 @@ _BLOCK_IDS = select(Block.hash, Block.id).where(
 )
 _ROOT_ID = select(User.root_id).where(User.id == bindparam("uid"))
 _VERSION_SIZE = select(FileVersion.size).where(FileVersion.id == bindparam("vid"))
+_VERSION_HEAD = select(FileVersion.size, FileVersion.created_at, FileVersion.pinned).where(
+    FileVersion.id == bindparam("vid")
+)
+_DROP_VERSION = delete(FileVersion).where(FileVersion.id == bindparam("vid"))
 _INSERT_NODE = insert(Node).returning(Node.id)
 _INSERT_VERSION = insert(FileVersion).returning(FileVersion.id)
 _INSERT_VERSION_BLOCK = insert(VersionBlock)
@@ -81,12 +103,87 @@ _SET_CURRENT = (
 )
 
 
+_MEMBER_COLUMNS = (
+    Node.id,
+    Node.user_id,
+    Node.parent_id,
+    Node.name,
+    Node.is_dir,
+    Node.current_version_id,
+    Node.mtime,
+    Node.created_at,
+    Node.status,
+    FileVersion.size,
+    FileVersion.content_hash,
+)
+
+
+def _member(row: Any, parent_id: int | None, path: str) -> NodeInfo:
+    """A ``NodeInfo`` from a row of ``_MEMBER_COLUMNS``."""
+    if row.is_dir:
+        etag = f"d{row.id:x}-{int(row.mtime * 1000):x}"
+    elif row.current_version_id is None:
+        etag = f"p{row.id:x}"
+    else:
+        etag = f"{row.id:x}-{row.current_version_id:x}"
+    return NodeInfo(
+        row.id,
+        row.user_id,
+        parent_id,
+        row.name,
+        path,
+        row.is_dir,
+        row.size or 0,
+        row.content_hash,
+        row.current_version_id,
+        etag,
+        row.mtime,
+        row.created_at,
+        row.status,
+    )
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A precondition on the node an operation acts on: its ETag (If-Match) and/or its current
+    revision (``if_rev``); ``PreconditionFailed`` when it moved on."""
+
+    etag: str | None = None
+    rev: int | None = None
+
+
+def _check_expect(node: Node, expect: Expect | None) -> None:
+    if expect is None:
+        return
+    if expect.etag is not None and expect.etag not in ("*", _etag(node)):
+        raise PreconditionFailed("the item changed since that version")
+    if expect.rev is not None and expect.rev != node.current_version_id:
+        raise PreconditionFailed("the file's current revision is not the one expected")
+
+
 def _etag(node: Node) -> str:
     if node.is_dir:
         return f"d{node.id:x}-{int(node.mtime * 1000):x}"
     if node.current_version_id is None:
         return f"p{node.id:x}"
     return f"{node.id:x}-{node.current_version_id:x}"
+
+
+_VACATED = (
+    select(Change.node_id)
+    .where(
+        Change.user_id == bindparam("uid"),
+        Change.seq > bindparam("min_seq"),
+        Change.at >= bindparam("since"),
+        Change.is_dir.is_(False),
+        (
+            ((Change.kind == "moved") & (Change.from_path == bindparam("path")))
+            | ((Change.kind == "deleted") & (Change.path == bindparam("path")))
+        ),
+    )
+    .order_by(Change.seq.desc())
+    .limit(1)
+)
 
 
 def _key_context(user_id: int) -> bytes:
@@ -307,10 +404,8 @@ class Drive:
 
     # -- permission and resolution --------------------------------------------------------------
     def _authorize(self, p: Principal, write: bool = False) -> int:
-        """Return the account whose namespace ``p`` acts on. Owners only today; shares will
-        map a path prefix to another owner here, with read or write permission."""
-        del write
-        return p.user_id
+        """Return the account whose namespace ``p`` acts on, as the access rule grants it."""
+        return access.grant(p, Perm.WRITE if write else Perm.READ).owner_id
 
     def _root_id(self, s: Session, user_id: int) -> int:
         with self._cache_lock:
@@ -416,6 +511,18 @@ class Drive:
             )
         user.used_bytes += delta
 
+    @staticmethod
+    def _guard(
+        s: Session,
+        user: User,
+        p: Principal,
+        *,
+        nodes: Iterable[str] = (),
+        trees: Iterable[str] = (),
+    ) -> None:
+        """The lock rule (``service.locks.check_write``) for a write to ``user``'s tree."""
+        check_write(s, user.login, p.lock_tokens, nodes=nodes, trees=trees)
+
     def _subtree_ids(self, s: Session, node_id: int):  # noqa: ANN202 - a SQL subquery
         tree = select(Node.id).where(Node.id == node_id).cte("subtree", recursive=True)
         tree = tree.union_all(
@@ -453,57 +560,77 @@ class Drive:
 
     def list_dir(self, p: Principal, path: str) -> list[NodeInfo]:
         """Members of a folder in one query, sorted by name. ``Conflict`` if it is a file."""
+        return self.list_page(p, path)[0]
+
+    def list_page(
+        self, p: Principal, path: str, *, after: str | None = None, limit: int | None = None
+    ) -> tuple[list[NodeInfo], bool]:
+        """Members of a folder sorted by name, those after the name ``after``, at most
+        ``limit``: ``(members, has_more)``. ``Conflict`` if it is a file."""
         owner = self._authorize(p)
         with self.db.read() as s:
             node, parts = self._require(s, owner, path)
             if not node.is_dir:
                 raise Conflict(f"{join(parts)} is not a folder")
-            # Plain columns, not ORM entities: a folder of 5,000 members loads in a few ms.
-            rows = s.execute(
-                select(
-                    Node.id,
-                    Node.user_id,
-                    Node.name,
-                    Node.is_dir,
-                    Node.current_version_id,
-                    Node.mtime,
-                    Node.created_at,
-                    Node.status,
-                    FileVersion.size,
-                    FileVersion.content_hash,
-                )
+            query = (
+                select(*_MEMBER_COLUMNS)
                 .outerjoin(FileVersion, FileVersion.id == Node.current_version_id)
                 .where(Node.parent_id == node.id, Node.trashed_at.is_(None))
                 .order_by(Node.name)
-            ).all()
+            )
+            if after is not None:
+                query = query.where(Node.name > after)
+            if limit is not None:
+                query = query.limit(limit + 1)
+            # Plain columns, not ORM entities: a folder of 5,000 members loads in a few ms.
+            rows = s.execute(query).all()
+        more = limit is not None and len(rows) > limit
         prefix = join(parts).rstrip("/")
-        parent_id = node.id
-        out = []
-        for nid, uid, name, is_dir, vid, mtime, created, status, size, chash in rows:
-            if is_dir:
-                etag = f"d{nid:x}-{int(mtime * 1000):x}"
-            elif vid is None:
-                etag = f"p{nid:x}"
-            else:
-                etag = f"{nid:x}-{vid:x}"
-            out.append(
-                NodeInfo(
-                    nid,
-                    uid,
-                    parent_id,
-                    name,
-                    f"{prefix}/{name}",
-                    is_dir,
-                    size or 0,
-                    chash,
-                    vid,
-                    etag,
-                    mtime,
-                    created,
-                    status,
+        return [_member(row, node.id, f"{prefix}/{row.name}") for row in rows[:limit]], more
+
+    def list_tree(
+        self,
+        p: Principal,
+        path: str,
+        *,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[NodeInfo], bool, int]:
+        """Everything below a folder, parents before children (ordered by path), the entries
+        whose path sorts after ``after``, at most ``limit``: ``(entries, has_more, seq)`` where
+        ``seq`` is the account's journal position this page was read at."""
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            node, parts = self._require(s, owner, path)
+            if not node.is_dir:
+                raise Conflict(f"{join(parts)} is not a folder")
+            seq = s.scalar(select(User.change_seq).where(User.id == owner)) or 0
+            prefix = join(parts).rstrip("/")
+            tree = select(Node.id.label("id"), literal(prefix, type_=Text).label("path")).where(
+                Node.id == node.id
+            )
+            tree = tree.cte("tree", recursive=True)
+            tree = tree.union_all(
+                select(Node.id, (tree.c.path + "/" + Node.name).label("path")).where(
+                    Node.parent_id == tree.c.id, Node.trashed_at.is_(None)
                 )
             )
-        return out
+            key = tree.c.path
+            if s.get_bind().dialect.name == "postgresql":
+                key = key.collate("C")  # byte order: a folder sorts right before its members
+            query = (
+                select(*_MEMBER_COLUMNS, tree.c.path)
+                .join(Node, Node.id == tree.c.id)
+                .outerjoin(FileVersion, FileVersion.id == Node.current_version_id)
+                .where(tree.c.id != node.id)
+                .order_by(key)
+                .limit(limit + 1)
+            )
+            if after is not None:
+                query = query.where(key > after)
+            rows = s.execute(query).all()
+        entries = [_member(row, row.parent_id, row.path) for row in rows[:limit]]
+        return entries, len(rows) > limit, seq
 
     def mkdir(self, p: Principal, path: str) -> NodeInfo:
         """``AlreadyExists`` if anything lives there; ``ParentNotFound`` without a parent."""
@@ -515,6 +642,7 @@ class Drive:
             parent = self._resolve_dir(s, owner, parent_parts)
             if self._child(s, parent.id, name) is not None:
                 raise AlreadyExists(f"{join([*parent_parts, name])} exists")
+            self._guard(s, user, p, nodes=[join(parent_parts), join([*parent_parts, name])])
             node = Node(
                 user_id=owner,
                 parent_id=parent.id,
@@ -557,6 +685,8 @@ class Drive:
             old = self._info(s, existing, "").size if existing is not None else 0
             user = s.get(User, owner)
             assert user is not None
+            target = join([*parent_parts, name])
+            self._guard(s, user, p, nodes=[target] if existing else [join(parent_parts), target])
             headroom = user.quota_bytes - user.used_bytes + old
         if declared_size is not None and declared_size > headroom:
             raise QuotaExceeded("the file does not fit in the remaining quota")
@@ -604,9 +734,18 @@ class Drive:
             if node is not None and node.is_dir:
                 raise Conflict(f"{path} is a folder")
             self._check_preconditions(node, expected_etag, create_only)
-            old_size = 0
+            self._guard(s, user, p, nodes=[path] if node else [join(parent_parts), path])
+            old_size, placeholder = 0, None
             if node is not None and node.current_version_id is not None:
-                old_size = s.scalar(_VERSION_SIZE, {"vid": node.current_version_id}) or 0
+                head = s.execute(_VERSION_HEAD, {"vid": node.current_version_id}).first()
+                if head is not None:
+                    old_size = head.size
+                    if (
+                        head.size == 0
+                        and not head.pinned
+                        and now - head.created_at < PLACEHOLDER_WINDOW
+                    ):
+                        placeholder = node.current_version_id
             self._charge(user, result.size - old_size)
             block_ids = self._register_blocks(s, owner, result, now)
             created = node is None
@@ -626,6 +765,9 @@ class Drive:
                     },
                 ).scalar_one()
                 self._touch(parent)
+                vacated = self._vacated(s, user, path)
+                if vacated is not None:
+                    self._inherit_history(s, vacated, node_id, None)
             else:
                 node_id = node.id
             version = FileVersion(
@@ -668,6 +810,8 @@ class Drive:
                     ],
                 )
             conn.execute(_SET_CURRENT, {"nid": node_id, "vid": version.id, "mtime": vtime})
+            if placeholder is not None:
+                conn.execute(_DROP_VERSION, {"vid": placeholder})
             if node is None:
                 node = Node(
                     id=node_id,
@@ -785,6 +929,40 @@ class Drive:
         finally:
             reader.close()
 
+    def _vacated(self, s: Session, user: User, path: str) -> int | None:
+        """The file node that was moved away from or deleted at ``path`` within the last
+        ``HANDOVER_WINDOW`` seconds (the account's journal says so), if any."""
+        return s.scalar(
+            _VACATED,
+            {
+                "uid": user.id,
+                "min_seq": user.change_seq - HANDOVER_SCAN,
+                "since": time.time() - HANDOVER_WINDOW,
+                "path": path,
+            },
+        )
+
+    def _inherit_history(
+        self, s: Session, from_node: int, to_node: int, current: int | None
+    ) -> int | None:
+        """Put a copy of ``from_node``'s versions (same blocks, dates, authors and pins; new ids)
+        before ``to_node``'s own in its history, so a file saved by rename or re-created keeps
+        it. Version ids order a history, so ``to_node``'s own versions are re-added after the
+        copies; returns the new id of its ``current`` version."""
+
+        def versions(node_id: int) -> list[int]:
+            query = select(FileVersion.id).where(FileVersion.node_id == node_id)
+            return list(s.scalars(query.order_by(FileVersion.id)))
+
+        own = versions(to_node)
+        for vid in [*versions(from_node), *own]:
+            new_id = self._clone_version(s, None, vid, to_node, 0.0, keep_meta=True)
+            if vid == current:
+                current = new_id
+        if own:
+            s.execute(delete(FileVersion).where(FileVersion.id.in_(own)))
+        return current
+
     def _take_destination(
         self,
         s: Session,
@@ -794,24 +972,59 @@ class Drive:
         dst_parts: list[str],
         overwrite: bool,
         moving: Node | None,
-    ) -> tuple[Node, bool]:
-        """Resolve the destination's folder; trash whatever stands at the destination."""
+    ) -> tuple[Node, Node | None]:
+        """Resolve the destination's folder and what stands at the destination (None if free,
+        or if it is ``moving`` itself); ``PreconditionFailed`` if taken and not ``overwrite``."""
         parent = self._resolve_dir(s, owner, dst_parts[:-1])
         existing = self._child(s, parent.id, dst_parts[-1])
         if existing is None or (moving is not None and existing.id == moving.id):
-            return parent, False
+            return parent, None
         if not overwrite:
             raise PreconditionFailed(f"{join(dst_parts)} exists")
-        self._trash(s, user, p, existing, join(dst_parts))
-        s.flush()
-        return parent, True
+        return parent, existing
 
-    def move(self, p: Principal, src: str, dst: str, *, overwrite: bool = True) -> bool:
+    def _replace_content(
+        self,
+        s: Session,
+        user: User,
+        p: Principal,
+        target: Node,
+        version_id: int | None,
+        path: str,
+        now: float,
+    ) -> None:
+        """Make a copy of version ``version_id`` the current version of the file ``target``:
+        the file keeps its id, history, pins, properties and locks (save-by-rename)."""
+        old = s.get(FileVersion, target.current_version_id) if target.current_version_id else None
+        if version_id is None:  # a pending (empty) source: the target becomes empty
+            new_size, vid = 0, None
+        else:
+            new_size = s.scalar(_VERSION_SIZE, {"vid": version_id}) or 0
+            vid = self._clone_version(s, p, version_id, target.id, now)
+        self._charge(user, new_size - (old.size if old else 0))
+        if vid is not None:
+            mtime = s.scalar(select(FileVersion.mtime).where(FileVersion.id == vid))
+            target.current_version_id, target.mtime, target.status = vid, mtime, "ok"
+        s.flush()
+        self._journal(s, user, p, "updated", target, path)
+
+    def move(
+        self,
+        p: Principal,
+        src: str,
+        dst: str,
+        *,
+        overwrite: bool = True,
+        expect: Expect | None = None,
+    ) -> bool:
         """Rename/move a file or a whole folder in one transaction (no data copied).
 
-        Returns True when an existing destination was replaced (it goes to the trash).
-        ``PreconditionFailed`` if dst exists and not overwrite; ``ParentNotFound`` if dst's
-        parent is missing; ``Conflict`` when moving a folder into itself.
+        Returns True when an existing destination was replaced. A file moved over a file
+        becomes a new revision of the destination (which keeps its id, history, pins and
+        locks; the source's own revisions join that history); any other replaced destination
+        goes to the trash. ``PreconditionFailed`` if dst exists and not overwrite;
+        ``ParentNotFound`` if dst's parent is missing; ``Conflict`` when moving a folder into
+        itself; ``Locked`` without the tokens of the locks on source or destination.
         """
         owner = self._authorize(p, write=True)
         src_parts, dst_parts = split_path(src), split_path(dst)
@@ -823,24 +1036,70 @@ class Drive:
             raise Conflict("cannot move a folder into itself")
         if src_parts[: len(dst_parts)] == dst_parts:
             raise Conflict("cannot replace a folder that contains the source")
+        src_path, dst_path = join(src_parts), join(dst_parts)
+        now = time.time()
         with self._mutation() as s:
             user = self._lock_account(s, owner)
             node = self._resolve(s, owner, src_parts)
             if node is None:
-                raise NotFound(f"{join(src_parts)} not found")
+                raise NotFound(f"{src_path} not found")
+            _check_expect(node, expect)
             old_parent = s.get(Node, node.parent_id)
-            parent, replaced = self._take_destination(s, user, p, owner, dst_parts, overwrite, node)
+            parent, existing = self._take_destination(s, user, p, owner, dst_parts, overwrite, node)
+            self._guard(
+                s,
+                user,
+                p,
+                nodes=[join(src_parts[:-1]), join(dst_parts[:-1])],
+                trees=[src_path] + ([dst_path] if existing is not None else []),
+            )
+            if existing is not None and not existing.is_dir and not node.is_dir:
+                # Save-by-rename: the content becomes a new revision of the destination file.
+                s.execute(
+                    update(FileVersion)
+                    .where(
+                        FileVersion.node_id == node.id, FileVersion.id != node.current_version_id
+                    )
+                    .values(node_id=existing.id)
+                )
+                self._charge(user, -self._subtree_size(s, node.id))
+                self._replace_content(s, user, p, existing, node.current_version_id, dst_path, now)
+                self._journal(s, user, p, "deleted", node, src_path)
+                s.execute(delete(DeadProperty).where(DeadProperty.node_id == node.id))
+                s.delete(node)
+                self._touch(old_parent)
+                drop_locks(s, user.login, src_path)
+                return True
+            if existing is not None:
+                self._trash(s, user, p, existing, dst_path)
+                drop_locks(s, user.login, dst_path)
+                s.flush()
+            vacated = None if existing is not None else self._vacated(s, user, dst_path)
             node.parent_id = parent.id
             node.name = dst_parts[-1]
             self._touch(old_parent)
             self._touch(parent)
             s.flush()
-            self._journal(s, user, p, "moved", node, join(dst_parts), from_path=join(src_parts))
-            return replaced
+            if vacated is not None and not node.is_dir and vacated != node.id:
+                node.current_version_id = self._inherit_history(
+                    s, vacated, node.id, node.current_version_id
+                )
+            self._journal(s, user, p, "moved", node, dst_path, from_path=src_path)
+            drop_locks(s, user.login, src_path)
+            return existing is not None
 
-    def copy(self, p: Principal, src: str, dst: str, *, overwrite: bool = True) -> bool:
+    def copy(
+        self,
+        p: Principal,
+        src: str,
+        dst: str,
+        *,
+        overwrite: bool = True,
+        expect: Expect | None = None,
+    ) -> bool:
         """Copy a file or folder tree; copies share blocks (no data copied), keep mtimes and
-        dead properties. Same return value and errors as ``move``; counts against quota."""
+        dead properties. A file copied over a file becomes a new revision of it (history kept).
+        Same return value and errors as ``move``; counts against quota."""
         owner = self._authorize(p, write=True)
         src_parts, dst_parts = split_path(src), split_path(dst)
         if not dst_parts:
@@ -851,17 +1110,33 @@ class Drive:
             raise Conflict("cannot copy a folder into itself")
         if src_parts[: len(dst_parts)] == dst_parts:
             raise Conflict("cannot replace a folder that contains the source")
+        dst_path = join(dst_parts)
         now = time.time()
         with self._mutation() as s:
             user = self._lock_account(s, owner)
             node = self._resolve(s, owner, src_parts)
             if node is None:
                 raise NotFound(f"{join(src_parts)} not found")
+            _check_expect(node, expect)
+            parent, existing = self._take_destination(s, user, p, owner, dst_parts, overwrite, None)
+            self._guard(
+                s,
+                user,
+                p,
+                nodes=[join(dst_parts[:-1])],
+                trees=[dst_path] if existing is not None else [],
+            )
+            if existing is not None and not existing.is_dir and not node.is_dir:
+                self._replace_content(s, user, p, existing, node.current_version_id, dst_path, now)
+                return True
             self._charge(user, self._subtree_size(s, node.id))
-            parent, replaced = self._take_destination(s, user, p, owner, dst_parts, overwrite, None)
+            if existing is not None:
+                self._trash(s, user, p, existing, dst_path)
+                drop_locks(s, user.login, dst_path)
+                s.flush()
             self._touch(parent)
-            self._copy_tree(s, user, p, node, parent.id, dst_parts[-1], join(dst_parts), now)
-            return replaced
+            self._copy_tree(s, user, p, node, parent.id, dst_parts[-1], dst_path, now)
+            return existing is not None
 
     def _copy_tree(
         self,
@@ -908,14 +1183,15 @@ class Drive:
     def _clone_version(
         self,
         s: Session,
-        p: Principal,
+        p: Principal | None,
         version_id: int,
         node_id: int,
         now: float,
         *,
-        mtime: float | None = None,
+        keep_meta: bool = False,
     ) -> int:
-        """A new version row sharing the blocks of ``version_id``."""
+        """A new version row sharing the blocks of ``version_id``: authored by ``p`` now, or,
+        with ``keep_meta``, a faithful copy (date, author, pin, label) for inherited history."""
         old = s.get(FileVersion, version_id)
         assert old is not None
         new = FileVersion(
@@ -923,11 +1199,12 @@ class Drive:
             user_id=old.user_id,
             size=old.size,
             content_hash=old.content_hash,
-            mtime=old.mtime if mtime is None else mtime,
-            created_at=now,
-            author_user_id=p.user_id,
-            author_device_id=p.device_id,
-            pinned=False,
+            mtime=old.mtime,
+            created_at=old.created_at if keep_meta or p is None else now,
+            author_user_id=old.author_user_id if keep_meta or p is None else p.user_id,
+            author_device_id=old.author_device_id if keep_meta or p is None else p.device_id,
+            pinned=old.pinned if keep_meta else False,
+            label=old.label if keep_meta else None,
         )
         s.add(new)
         s.flush()
@@ -952,21 +1229,26 @@ class Drive:
         self._touch(s.get(Node, node.parent_id))
         self._journal(s, user, p, "deleted", node, path)
 
-    def delete(self, p: Principal, path: str) -> None:
-        """Move to the trash (restorable). The root cannot be deleted (``PermissionDenied``)."""
+    def delete(self, p: Principal, path: str, *, expect: Expect | None = None) -> None:
+        """Move to the trash (restorable). The root cannot be deleted (``PermissionDenied``);
+        ``PreconditionFailed`` when ``expect`` does not match the node."""
         owner = self._authorize(p, write=True)
         with self._mutation() as s:
             user = self._lock_account(s, owner)
             node, parts = self._require(s, owner, path)
             if not parts:
                 raise PermissionDenied("the root cannot be deleted")
+            _check_expect(node, expect)
+            self._guard(s, user, p, nodes=[join(parts[:-1])], trees=[join(parts)])
             self._trash(s, user, p, node, join(parts))
+            drop_locks(s, user.login, join(parts))
 
     def set_mtime(self, p: Principal, path: str, mtime: float) -> NodeInfo:
         owner = self._authorize(p, write=True)
         with self._mutation() as s:
             user = self._lock_account(s, owner)
             node, parts = self._require(s, owner, path)
+            self._guard(s, user, p, nodes=[join(parts)])
             node.mtime = float(mtime)
             self._journal(s, user, p, "updated", node, join(parts))
             return self._info(s, node, join(parts))
@@ -975,7 +1257,7 @@ class Drive:
     def list_versions(
         self, p: Principal, path: str, *, limit: int | None = None, before: int | None = None
     ) -> list[VersionInfo]:
-        """Newest first; ``before``: only versions with a smaller id (the next page)."""
+        """Newest first; ``before``: a version id, the page continues after it."""
         owner = self._authorize(p)
         with self.db.read() as s:
             node, parts = self._require(s, owner, path)
@@ -1021,6 +1303,7 @@ class Drive:
             old = s.get(FileVersion, version_id)
             if node.is_dir or old is None or old.node_id != node.id:
                 raise NotFound("no such version of that file")
+            self._guard(s, user, p, nodes=[join(parts)])
             current = (
                 s.get(FileVersion, node.current_version_id) if node.current_version_id else None
             )
@@ -1077,6 +1360,41 @@ class Drive:
             raise NotFound("no such account")
         return Usage(used=row.used_bytes, quota=row.quota_bytes)
 
+    def account_overview(self, p: Principal) -> AccountOverview:
+        """Login, quota and what the account's bytes are spent on (logical sizes), plus the
+        bytes its blocks take in the store (after dedup, compression and encryption)."""
+        owner = self._authorize(p)
+        with self.db.read() as s:
+            user = s.get(User, owner)
+            if user is None:
+                raise NotFound("no such account")
+            tops = select(Node.id).where(Node.user_id == owner, Node.trashed_at.is_not(None))
+            tree = tops.cte("trashed", recursive=True)
+            tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
+            trash = s.scalar(
+                select(func.coalesce(func.sum(FileVersion.size), 0))
+                .join(Node, Node.current_version_id == FileVersion.id)
+                .where(Node.id.in_(select(tree.c.id)))
+            )
+            history = s.scalar(
+                select(func.coalesce(func.sum(FileVersion.size), 0))
+                .outerjoin(Node, Node.current_version_id == FileVersion.id)
+                .where(FileVersion.user_id == owner, Node.id.is_(None))
+            )
+            stored = s.scalar(
+                select(func.coalesce(func.sum(Block.stored_size), 0)).where(Block.user_id == owner)
+            )
+            devices = s.scalar(select(func.count()).where(Device.user_id == owner))
+            return AccountOverview(
+                login=user.login,
+                quota=user.quota_bytes,
+                used=user.used_bytes,
+                history=int(history or 0),
+                trash=int(trash or 0),
+                stored=int(stored or 0),
+                devices=int(devices or 0),
+            )
+
     def list_trash(self, p: Principal) -> list[TrashItem]:
         owner = self._authorize(p)
         with self.db.read() as s:
@@ -1123,6 +1441,7 @@ class Drive:
                 parent = s.get(Node, self._root_id(s, owner))
                 parent_parts = []
             assert parent is not None
+            self._guard(s, user, p, nodes=[join(parent_parts)])
             name, n = node.name, 1
             while self._child(s, parent.id, name) is not None:
                 stem, dot, ext = node.name.rpartition(".")
@@ -1199,6 +1518,7 @@ class Drive:
                 raise NotFound("no such node")
             parts = self._live_path(s, node)
             if parts is not None:
+                self._guard(s, user, p, nodes=[join(parts)])
                 self._journal(s, user, p, "props_changed", node, join(parts))
             s.execute(
                 delete(DeadProperty).where(
@@ -1209,4 +1529,4 @@ class Drive:
                 s.add(DeadProperty(node_id=node_id, name=name, value=bytes(value)))
 
 
-__all__ = ["Drive", "Upload"]
+__all__ = ["Drive", "Expect", "Upload"]

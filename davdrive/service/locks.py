@@ -13,15 +13,19 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
 
+from davdrive.errors import Locked
 from davdrive.metadata.db import Database
 from davdrive.metadata.schema import DavLock
 
+DAV_ROOT = "/dav"  # locks are keyed by the ref-URL of a node under /dav/<login>/
 DEFAULT_TIMEOUT = 3600.0  # when the client asks for none
 MAX_TIMEOUT = 86400.0  # "Infinite" and anything longer is clamped to one day
 
@@ -47,6 +51,67 @@ def clamp_timeout(timeout: float | None, cap: float = MAX_TIMEOUT) -> float:
     if timeout < 0 or timeout > cap:
         return cap
     return timeout
+
+
+def lock_url(login: str, path: str) -> str:
+    """The ref-URL a lock on ``path`` (account-relative, "/a/b") in ``login``'s home is keyed by,
+    as WsgiDAV forms it (``quote(share path + path)``)."""
+    return normalize_root(quote(f"{DAV_ROOT}/{login}{'' if path == '/' else path}"))
+
+
+def check_write(
+    s: Session,
+    login: str,
+    tokens: Collection[str],
+    *,
+    nodes: Iterable[str] = (),
+    trees: Iterable[str] = (),
+) -> None:
+    """The lock rule every door obeys (RFC 4918 §7): raise ``Locked`` unless the request holds
+    a token for every live lock that protects the paths written.
+
+    ``nodes``: account-relative paths whose node (content, properties, or membership for a
+    folder) changes — a lock rooted there (any depth) or on an ancestor with depth infinity
+    protects it. ``trees``: paths whose whole subtree changes (delete, move) — locks below count
+    too. A token counts only for the lock's own principal (the canonical login).
+    """
+    exact: set[str] = set()
+    inherited: set[str] = set()
+    prefixes: set[str] = set()
+    for path, subtree in [(p, False) for p in nodes] + [(p, True) for p in trees]:
+        url = lock_url(login, path)
+        exact.add(url)
+        inherited.update(_ancestors(url))
+        if subtree:
+            prefixes.add(url.rstrip("/") + "/")
+    if not exact:
+        return
+    conditions = [DavLock.root.in_(sorted(exact | inherited))]
+    conditions += [DavLock.root.like(like_prefix(p), escape="\\") for p in sorted(prefixes)]
+    rows = s.execute(
+        select(DavLock.token, DavLock.root, DavLock.depth, DavLock.principal).where(
+            or_(*conditions), DavLock.expire >= time.time()
+        )
+    ).all()
+    for token, root, depth, principal in rows:
+        applies = (
+            root in exact
+            or (root in inherited and depth == "infinity")
+            or any(root.startswith(p) for p in prefixes)
+        )
+        if applies and not (token in tokens and principal == login):
+            raise Locked(f"{root} is locked; send its lock token", root=root)
+
+
+def drop_locks(s: Session, login: str, path: str) -> None:
+    """Delete the locks on ``path`` and below it (its node left: moved away or deleted)."""
+    url = lock_url(login, path)
+    s.execute(
+        delete(DavLock).where(
+            (DavLock.root == url)
+            | DavLock.root.like(like_prefix(url.rstrip("/") + "/"), escape="\\")
+        )
+    )
 
 
 def _ancestors(root: str) -> list[str]:
@@ -269,4 +334,12 @@ class LockRepo:
             return int(result.rowcount or 0)
 
 
-__all__ = ["LockRepo", "clamp_timeout", "like_prefix", "normalize_root"]
+__all__ = [
+    "LockRepo",
+    "check_write",
+    "drop_locks",
+    "clamp_timeout",
+    "like_prefix",
+    "lock_url",
+    "normalize_root",
+]

@@ -7,12 +7,17 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Principal:
-    """Who acts: an account, optionally through one of its devices."""
+    """Who acts: an account, optionally through one of its devices.
+
+    ``lock_tokens``: the WebDAV lock tokens this request submitted (``If:`` / ``Lock-Token``);
+    every door fills them in, and every write of the drive checks them against the locks.
+    """
 
     user_id: int
     login: str
     device_id: int | None = None
     is_admin: bool = False
+    lock_tokens: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,7 @@ class NodeInfo:
     mtime: float  # seconds since the epoch
     created: float
     status: str  # "ok" or "pending" (resumable upload in progress)
+    perms: int = 31  # what the reader may do here: davdrive.service.access.Perm bits
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,21 @@ class Usage:
     @property
     def available(self) -> int:
         return max(0, self.quota - self.used)
+
+
+@dataclass(frozen=True)
+class AccountOverview:
+    """What ``GET /api/v1/account`` shows. Sizes are logical bytes: ``used`` is the current
+    files (what the quota counts), ``history`` older revisions, ``trash`` the trashed files;
+    ``stored`` is what the account's blocks take in the store."""
+
+    login: str
+    quota: int
+    used: int
+    history: int
+    trash: int
+    stored: int
+    devices: int
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,8 @@
 """Hypothesis state machine: random write/overwrite/mkdir/move/copy/delete/restore sequences
-against the real drive service, compared with an in-memory model after every step."""
+against the real drive service, compared with an in-memory model after every step.
+
+A file moved or copied over a file becomes a new revision of the destination (it is not
+trashed); any other replaced destination goes to the trash."""
 
 from __future__ import annotations
 
@@ -133,6 +136,15 @@ class DriveMachine(RuleBasedStateMachine):
             return
         replaced = op(self.p, spath, dst, overwrite=overwrite)
         assert replaced == (existing is not None)
+        if isinstance(existing, MFile) and isinstance(snode, MFile):
+            # Save-by-rename: the destination file takes the content as a new revision.
+            existing.data = snode.data
+            if not copy:
+                old_parent = snode.parent
+                assert old_parent is not None
+                old_name = next(k for k, v in old_parent.children.items() if v is snode)
+                del old_parent.children[old_name]
+            return
         if existing is not None:
             del d.children[name]
             self.trash.append((existing, d, name))
