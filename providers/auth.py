@@ -1,22 +1,31 @@
-"""Domain controller: HTTP Basic against ``App.accounts`` (no digest: passwords are argon2).
+"""Authentication of DAV requests: HTTP Basic and ``Authorization: Bearer <device token>``.
 
-WsgiDAV builds the controller from its class with ``(wsgidav_app, config)``, so the davdrive
+``DriveDomainController`` checks Basic credentials against ``App.accounts`` (no digest: passwords
+are argon2). WsgiDAV builds it from its class with ``(wsgidav_app, config)``, so the davdrive
 ``App`` rides in ``config["davdrive"]["app"]``. On success the caller's ``Principal`` is stored in
 ``environ["davdrive.principal"]`` and ``wsgidav.auth.user_name`` becomes the canonical login (the
 lock principal). Rate limiting lives in ``Accounts.authenticate`` (``TooManyRequests`` → 429).
+
+WsgiDAV's ``HTTPAuthenticator`` knows Basic and Digest only, so ``BearerAuthenticator`` sits in
+front of it: it verifies a bearer token (unknown → 401), stores the principal and marks the
+request; the controller's ``require_authentication`` then answers False for that request, which
+is how ``HTTPAuthenticator`` lets it through.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from wsgidav.dav_error import DAVError
 from wsgidav.dc.base_dc import BaseDomainController
+from wsgidav.mw.base_mw import BaseMiddleware
 
 from davdrive import errors
 from providers.errors import HTTP_TOO_MANY_REQUESTS
 
 PRINCIPAL_KEY = "davdrive.principal"
+BEARER_KEY = "davdrive.bearer"  # set (True) by BearerAuthenticator when a token authenticated
 REALM = "davdrive"
 
 
@@ -35,6 +44,12 @@ class DriveDomainController(BaseDomainController):
         return REALM
 
     def require_authentication(self, realm: str, environ: dict[str, Any] | None) -> bool:
+        """Always, except for a request ``BearerAuthenticator`` already authenticated."""
+        if environ is not None and environ.get(BEARER_KEY):
+            principal = environ[PRINCIPAL_KEY]
+            environ["wsgidav.auth.user_name"] = principal.login
+            environ["davdrive.login"] = principal.login
+            return False
         return True
 
     def supports_http_digest_auth(self) -> bool:
@@ -62,3 +77,38 @@ class DriveDomainController(BaseDomainController):
         # this key, so keep them equal when the login differs only in case.
         environ["davdrive.login"] = principal.login
         return True
+
+
+class BearerAuthenticator(BaseMiddleware):
+    """``Authorization: Bearer <device token>`` for WebDAV; placed before HTTPAuthenticator.
+
+    A known token sets the principal; an unknown one answers 401 at once. Any other
+    ``Authorization`` scheme passes through untouched.
+    """
+
+    def __init__(self, wsgidav_app: Any, next_app: Any, config: dict[str, Any]) -> None:
+        super().__init__(wsgidav_app, next_app, config)
+        self.app = config["davdrive"]["app"]
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        environ.pop(BEARER_KEY, None)
+        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return self.next_app(environ, start_response)
+        try:
+            principal = self.app.accounts.authenticate_token(token.strip())
+        except errors.DriveError:
+            body = b"Unknown or revoked token\n"
+            start_response(
+                "401 Unauthorized",
+                [
+                    ("WWW-Authenticate", f'Basic realm="{REALM}"'),
+                    ("WWW-Authenticate", f'Bearer realm="{REALM}", error="invalid_token"'),
+                    ("Content-Type", "text/plain"),
+                    ("Content-Length", str(len(body))),
+                ],
+            )
+            return [body]
+        environ[PRINCIPAL_KEY] = principal
+        environ[BEARER_KEY] = True
+        return self.next_app(environ, start_response)

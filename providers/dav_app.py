@@ -2,7 +2,8 @@
 
 The outer dispatcher passes the full ``PATH_INFO`` (``/dav/<login>/...``); WsgiDAV strips the
 share itself. Locks live in SQL (``LockRepo``); dead properties live in the drive (no WsgiDAV
-property manager); authentication is Basic only through ``DriveDomainController``.
+property manager); authentication is Basic through ``DriveDomainController`` or a bearer device
+token through ``BearerAuthenticator`` (see providers/auth.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ def dav_config(app: Any, *, verbose: int = 1) -> dict[str, Any]:
         "property_manager": None,
         "middleware_stack": [
             "wsgidav.error_printer.ErrorPrinter",
+            "providers.auth.BearerAuthenticator",  # Bearer tokens (HTTPAuthenticator: Basic)
             "wsgidav.http_authenticator.HTTPAuthenticator",
             "providers.sync_report.SyncReportMiddleware",  # RFC 6578 REPORT (WsgiDAV: 405)
             "wsgidav.request_resolver.RequestResolver",

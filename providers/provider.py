@@ -1,8 +1,10 @@
 """DriveProvider: ``/dav/<login>/...`` onto the drive service, one namespace per account.
 
 ``/dav/`` lists only the caller's home; another login's home answers 404 for every method, and a
-``Destination`` outside the caller's home answers 403. Request-level quirks WsgiDAV leaves open are
-closed in ``custom_request_handler`` (see docs/WEBDAV.md).
+``Destination`` outside the caller's home answers 403. The login segment is matched in its
+canonical form (lowercase, like every login), so ``/dav/Alice/`` is alice's home too.
+Request-level quirks WsgiDAV leaves open are closed in ``custom_request_handler`` (see
+docs/WEBDAV.md).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ XML_METHODS = ("PROPFIND", "PROPPATCH", "LOCK")
 IF_MATCH_METHODS = ("PUT", "DELETE", "PROPPATCH", "MOVE", "COPY", "LOCK")
 
 
+def _is_home(segment: str, p: Principal) -> bool:
+    """Whether a URL's first segment names the caller's home (logins are lowercase)."""
+    return segment.lower() == p.login
+
+
 def _hostile(parts: Iterable[str]) -> bool:
     """Dot segments, NUL, backslashes, and "%2F": cheroot leaves an encoded slash encoded, so a
     name containing it cannot be told apart from a path separator; refuse it."""
@@ -87,7 +94,7 @@ class DriveProvider(DAVProvider):
     def drive_path(self, share_path: str, environ: dict[str, Any]) -> str:
         """ "/<login>/a/b" → "/a/b" for the caller; another home → 403 (used for Destination)."""
         parts = self.split(share_path, environ)
-        if not parts or parts[0] != self.principal(environ).login:
+        if not parts or not _is_home(parts[0], self.principal(environ)):
             raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
         return "/" + "/".join(parts[1:])
 
@@ -103,7 +110,7 @@ class DriveProvider(DAVProvider):
         p = self.principal(environ)
         if not parts:
             return RootResource(self, environ)
-        if parts[0] != p.login:
+        if not _is_home(parts[0], p):
             return None  # other homes do not exist for this caller
         share_path = "/" + "/".join(parts)
         dpath = "/" + "/".join(parts[1:])
@@ -134,7 +141,7 @@ class DriveProvider(DAVProvider):
         p = self.principal(environ)
         environ["wsgidav.user_name"] = p.login  # the lock principal is the canonical login
         parts = self.split(environ["PATH_INFO"], environ)
-        if parts and parts[0] != p.login and method != "OPTIONS":
+        if parts and not _is_home(parts[0], p) and method != "OPTIONS":
             raise DAVError(HTTP_NOT_FOUND)
         if method in XML_METHODS:
             self._buffer_xml_body(environ)
@@ -192,7 +199,7 @@ class DriveProvider(DAVProvider):
         parts = [x for x in path[len(prefix) :].split("/") if x]
         if _hostile(parts):
             raise DAVError(HTTP_BAD_REQUEST, "invalid destination")
-        if not parts or parts[0] != self.principal(environ).login:
+        if not parts or not _is_home(parts[0], self.principal(environ)):
             raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
 
     @staticmethod

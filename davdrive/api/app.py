@@ -23,7 +23,7 @@ def _principal(services: Any) -> Principal:
 
 def make_api_app(services: Any, *, max_longpolls: int | None = None) -> Flask:
     """Build the API over ``services`` (an ``davdrive.app.App``: drive, accounts, config)."""
-    from davdrive.api import changes, files, meta, namespace, trash, uploads
+    from davdrive.api import changes, devices, files, meta, namespace, trash, uploads
 
     api = Flask("davdrive.api")
     api.config["services"] = services
@@ -62,6 +62,6 @@ def make_api_app(services: Any, *, max_longpolls: int | None = None) -> Flask:
     def on_413(_exc: Exception) -> Any:
         return error_response(413, "file_too_large", "request body too large")
 
-    for module in (files, namespace, trash, changes, uploads, meta):
+    for module in (files, namespace, trash, changes, uploads, devices, meta):
         api.register_blueprint(module.bp, url_prefix=PREFIX)
     return api

@@ -152,6 +152,35 @@ OPENAPI: dict[str, Any] = {
                     }
                 },
             },
+            "Device": {
+                "type": "object",
+                "required": ["id", "name", "created", "last_seen", "last_cursor", "current"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "created": {"type": "string", "format": "date-time"},
+                    "last_seen": {"type": ["string", "null"], "format": "date-time"},
+                    "last_cursor": {"type": "integer"},
+                    "current": {"type": "boolean"},
+                },
+            },
+            "DeviceList": {
+                "type": "object",
+                "required": ["devices"],
+                "properties": {
+                    "devices": {"type": "array", "items": {"$ref": "#/components/schemas/Device"}}
+                },
+            },
+            "NewDevice": {
+                "type": "object",
+                "required": ["id", "name", "app_password", "token"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "app_password": {"type": "string"},
+                    "token": {"type": "string"},
+                },
+            },
             "Changes": {
                 "type": "object",
                 "required": ["changes", "cursor", "has_more"],
@@ -375,6 +404,37 @@ OPENAPI: dict[str, Any] = {
                             }
                         },
                     },
+                    **STD_ERRORS,
+                },
+            }
+        },
+        "/api/v1/devices": {
+            "get": {
+                "summary": "The caller's devices, by name (`current`: the one asking)",
+                "responses": {"200": _ok("DeviceList"), **STD_ERRORS},
+            },
+            "post": {
+                "summary": "Register a device: its app password and bearer token, shown once",
+                "description": "Needs the account password (403 with a device's credentials).",
+                "requestBody": _json_request({"name": {"type": "string"}}, ["name"]),
+                "responses": {
+                    **STD_ERRORS,
+                    "201": _ok("NewDevice", "created"),
+                    "403": _err("a device's credentials cannot register devices"),
+                    "409": _err("the account has a device of that name"),
+                },
+            },
+        },
+        "/api/v1/devices/{id}": {
+            "delete": {
+                "summary": "Revoke a device: its app password and token stop working at once",
+                "description": "A device's credentials may revoke only that device itself.",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                ],
+                "responses": {
+                    "204": {"description": "revoked"},
+                    "403": _err("a device's credentials cannot revoke another device"),
                     **STD_ERRORS,
                 },
             }
