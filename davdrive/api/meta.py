@@ -416,7 +416,9 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Register a device: its app password and bearer token, shown once",
                 "description": "Needs the account password (403 with a device's credentials).",
-                "requestBody": _json_request({"name": {"type": "string"}}, ["name"]),
+                "requestBody": _json_request(
+                    {"name": {"type": "string", "minLength": 1, "maxLength": 128}}, ["name"]
+                ),
                 "responses": {
                     **STD_ERRORS,
                     "201": _ok("NewDevice", "created"),
