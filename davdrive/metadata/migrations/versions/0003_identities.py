@@ -60,8 +60,7 @@ def upgrade() -> None:
         broken = bind.exec_driver_sql("PRAGMA foreign_key_check").all()
         if broken:
             raise RuntimeError(f"foreign key check failed after the rebuild: {broken[:5]}")
-    indexes = {ix["name"] for ix in sa.inspect(bind).get_indexes("device")}
-    if "uq_device_user_name" not in indexes:
+    if not _has_index(bind, "device", "uq_device_user_name"):
         op.create_index(
             "uq_device_user_name", "device", ["user_id", sa.text("lower(name)")], unique=True
         )
@@ -136,6 +135,13 @@ def _dedupe_device_names(bind: sa.Connection) -> None:
 
 
 # -- SQLite AUTOINCREMENT -------------------------------------------------------------------------
+def _has_index(bind: sa.Connection, table: str, name: str) -> bool:
+    if bind.dialect.name == "sqlite":  # the inspector skips expression indexes on SQLite
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND name = :n"
+        return bind.execute(sa.text(sql), {"t": table, "n": name}).first() is not None
+    return name in {ix["name"] for ix in sa.inspect(bind).get_indexes(table)}
+
+
 def _has_autoincrement(bind: sa.Connection, table: str) -> bool:
     sql = bind.execute(
         sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"), {"t": table}
