@@ -263,11 +263,12 @@ class Accounts:
             rows = s.execute(query).all()
         return [DeviceInfo(*row) for row in rows]
 
-    def revoke_device(self, login: str, device: str) -> DeviceInfo:
+    def revoke_device(self, login: str, device: str | int) -> DeviceInfo:
         """Delete a device of ``login``, named by its name (case-insensitively) or its numeric
-        id (tried first); its app password and token stop working at once, in every process.
-        ``NotFound`` if the account has no such device."""
+        id (tried first; an ``int`` is an id only); its app password and token stop working at
+        once, in every process. ``NotFound`` if the account has no such device."""
         user_id = self._user_id(login)
+        by_id_only = isinstance(device, int)
         device = str(device).strip()
         columns = (
             Device.id,
@@ -284,7 +285,7 @@ class Accounts:
                 row = s.execute(
                     base.where(Device.user_id == user_id, Device.id == int(device))
                 ).first()
-            if row is None and device and "\x00" not in device:
+            if row is None and not by_id_only and device and "\x00" not in device:
                 row = s.execute(
                     base.where(Device.user_id == user_id, func.lower(Device.name) == device.lower())
                 ).first()
