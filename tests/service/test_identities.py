@@ -187,6 +187,15 @@ def test_list_and_revoke_devices(procs):
     assert [d.id for d in acc.list_devices()] == [bobs]
 
 
+def test_revoke_device_by_int_means_the_id_only(procs):
+    acc = procs().accounts
+    alice = acc.add_user("alice", "pw")
+    named, _, _ = acc.add_device(alice, "999999")
+    with pytest.raises(errors.NotFound):
+        acc.revoke_device("alice", 999999)  # (the API's DELETE /devices/<id>)
+    assert acc.revoke_device("alice", "999999").id == named  # a str may be the name
+
+
 def test_device_names_are_unique_per_account_case_insensitively(procs):
     acc = procs().accounts
     alice = acc.add_user("alice", "pw")
