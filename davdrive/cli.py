@@ -1,12 +1,15 @@
 """``davdrive``: the admin command line (click), a thin layer over ``build_app``.
 
 ``--config FILE`` and ``--data DIR`` are accepted before or after any command name; a value given
-closer to the command wins. Errors print one line on stderr and exit with status 1.
+closer to the command wins. Errors print one line on stderr and exit with status 1; a data
+directory that holds no store (and a second ``serve`` on a locked one) exits with status 2.
+Only ``init`` and ``serve`` (on a first start) create a store (see ``davdrive.app``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,8 +19,9 @@ from typing import Any, TypeVar
 import click
 
 from davdrive import errors
-from davdrive.app import App, build_app
-from davdrive.config import load_config, parse_size
+from davdrive.app import App, StoreError, build_app, init_store, safe_url
+from davdrive.blockstore.keys import ENV_MASTER_KEY
+from davdrive.config import Config, load_config, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,11 +64,22 @@ def common_options(f: F) -> F:
     return f
 
 
-@contextmanager
-def _opened_app(**overrides: Any) -> Iterator[App]:
-    """The app for this command's --config/--data (plus ``overrides``), closed afterwards."""
+class StoreProblem(click.ClickException):
+    """No store where --data/--config point, or its data directory is busy: exit status 2."""
+
+    exit_code = 2
+
+
+def _config(**overrides: Any) -> Config:
+    """The resolved config for this command's --config/--data (plus ``overrides``)."""
     state = click.get_current_context().ensure_object(State)
-    app = build_app(load_config(state.config, data_dir=state.data, **overrides))
+    return load_config(state.config, data_dir=state.data, **overrides)
+
+
+@contextmanager
+def _opened_app(config: Config | None = None, *, create: bool = False) -> Iterator[App]:
+    """The app over an existing store (``create``: made if missing), closed afterwards."""
+    app = build_app(config if config is not None else _config(), create=create)
     try:
         yield app
     finally:
@@ -97,6 +112,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except StoreError as exc:
+            raise StoreProblem(str(exc)) from None
         except errors.DriveError as exc:
             raise click.ClickException(exc.message) from None
         except (OSError, ValueError, LookupError) as exc:
@@ -130,18 +147,41 @@ def serve(
     tls_key: str | None,
     threads: int | None,
 ) -> None:
-    """Run the WebDAV + API server until SIGTERM/SIGINT."""
+    """Run the WebDAV + API server until SIGTERM/SIGINT (a first start creates the store)."""
+    from davdrive.server.logs import configure_logging
+    from davdrive.server.serve import DataDirBusy, lock_for
     from davdrive.server.serve import serve as run
 
-    with _opened_app(
-        host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, threads=threads
-    ) as app:
-        logging.basicConfig(
-            level=app.config.log_level.upper(),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
-        )
-        run(app)
+    config = _config(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, threads=threads)
+    configure_logging(config.log_level)
+    try:
+        lock = lock_for(config)  # held until the process ends
+    except DataDirBusy as exc:
+        raise StoreProblem(str(exc)) from None
+    try:
+        with _opened_app(config, create=True) as app:
+            run(app)
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+@main.command()
+@common_options
+def init() -> None:
+    """Create a store (data directory, master key, metadata schema); a no-op if one exists."""
+    config = _config()
+    created = init_store(config)
+    if not created:
+        click.echo(f"a davdrive store already exists in {config.data_dir}; nothing changed")
+        return
+    click.echo(f"created a davdrive store in {config.data_dir}")
+    click.echo(f"  metadata:   {safe_url(config.database_url)}")
+    click.echo(f"  blocks:     {config.blocks_url}")
+    where = f"${ENV_MASTER_KEY}" if os.environ.get(ENV_MASTER_KEY) else config.master_key_file
+    click.echo(f"  master key: {where} (back it up: without it no file can be read)")
+    click.echo("next: `davdrive user add NAME --admin`, or `davdrive serve` (a first start with")
+    click.echo("no users creates `admin` and prints its password)")
 
 
 @main.command()

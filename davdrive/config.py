@@ -34,6 +34,7 @@ class Config:
     zstd_level: int = 1
     pipeline_threads: int = 2
     log_level: str = "INFO"
+    access_log: str = "-"  # one line per request: "-" stdout, a file path, or "off"
     journal_retention_days: float = 90.0  # older changes are pruned; older cursors get 410
     upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -82,6 +83,17 @@ def parse_size(value: str | int) -> int:
         raise ValueError(f"not a size: {value!r} (try 10GB, 512MiB or a byte count)") from None
 
 
+def _access_log_target(value: Any) -> str:
+    """``access_log``: "-" (stdout), "off", or a file path; YAML's bare ``off`` is False."""
+    if value is False:
+        return "off"
+    if value is None or value is True:
+        return "-"
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f'access_log must be "-", "off" or a file path, not {value!r}')
+    return value.strip()
+
+
 def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
     """Read a YAML config file (optional) and apply non-None overrides; return it resolved."""
     values: dict[str, Any] = {}
@@ -99,6 +111,8 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     for key in ("default_quota", "max_file_size"):
         if key in values:
             values[key] = parse_size(values[key])
+    if "access_log" in values:
+        values["access_log"] = _access_log_target(values["access_log"])
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
     if os.environ.get("DAVDRIVE_DATABASE_URL") and "database_url" not in values:

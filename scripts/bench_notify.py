@@ -295,6 +295,7 @@ def main() -> None:
         data = Path(tmp) / "data"
         if args.pg:
             CONFIG.extend(["--config", str(pg_config(args.pg, Path(tmp)))])
+        cli(data, "init")
         cli(data, "user", "add", "bench", "--password-stdin", input=PASSWORD.encode())
         if args.accounts:
             add_accounts(data, args.accounts)

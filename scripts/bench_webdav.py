@@ -140,6 +140,12 @@ def start_davdrive(data: Path) -> Server:
     port = free_port()
     env = dict(os.environ)
     subprocess.run(
+        [sys.executable, "-m", "davdrive.cli", "--data", str(data), "init"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
         [
             sys.executable,
             "-m",

@@ -1,9 +1,10 @@
 """pytest plugin: a real ``davdrive serve`` subprocess on a free loopback port.
 
 ``live_server`` (function scope) has users alice/alice-pw and bob/bob-pw, created through the CLI
-before the first start. ``live_server_factory(**kw)`` starts more (``users=``, ``extra_args=``,
-``tls=(cert, key)``, ``create_users=False``). Servers get SIGTERM, then SIGKILL, at teardown;
-the stderr tail of a server is printed when its test failed.
+(``davdrive init``, then ``user add``) before the first start. ``live_server_factory(**kw)``
+starts more (``users=``, ``extra_args=``, ``tls=(cert, key)``, ``create_users=False``: no init
+either, so the first ``serve`` creates the store and ``admin``). Servers get SIGTERM, then
+SIGKILL, at teardown; the stderr tail of a server is printed when its test failed.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_cli(data_dir: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m davdrive.cli --data DIR ARGS`` and fail loudly on a non-zero exit."""
+def run_cli(
+    data_dir: Path, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run ``python -m davdrive.cli --data DIR ARGS``; unless ``check`` is False, fail loudly on
+    a non-zero exit."""
     proc = subprocess.run(
         [sys.executable, "-m", "davdrive.cli", "--data", str(data_dir), *args],
         input=input,
@@ -41,7 +45,7 @@ def run_cli(data_dir: Path, *args: str, input: str | None = None) -> subprocess.
         text=True,
         timeout=120,
     )
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise AssertionError(f"davdrive {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc
 
@@ -91,7 +95,13 @@ class LiveServer:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
 
     # -- lifecycle ------------------------------------------------------------------------------
+    def init(self) -> None:
+        """``davdrive init`` on this server's data directory."""
+        run_cli(self.data_dir, "init")
+
     def create_users(self) -> None:
+        """``davdrive init``, then ``user add`` for each of ``users``."""
+        self.init()
         for login, password in self.users.items():
             run_cli(self.data_dir, "user", "add", login, "--password-stdin", input=password + "\n")
 

@@ -17,7 +17,10 @@ from davdrive.service.types import Principal
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+    """A data directory holding a store (``davdrive init``)."""
+    d = tmp_path / "data"
+    assert "created a davdrive store" in run(d, "init").output
+    return d
 
 
 def run(data: Path, *args: str, input: str | None = None, before: bool = True, code: int = 0):

@@ -40,6 +40,7 @@ def make_api_app(services: Any, *, max_longpolls: int | None = None) -> Flask:
             g.principal = _principal(services)
         except errors.DriveError as exc:
             return drive_error_response(exc)
+        request.environ["davdrive.principal"] = g.principal  # the access log's login
         return None
 
     @api.errorhandler(errors.DriveError)

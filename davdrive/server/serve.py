@@ -15,16 +15,25 @@
 - Upkeep (stale uploads, expired locks, journal retention) runs on an APScheduler thread
   (``davdrive.jobs.maintenance``) every ``upkeep_interval`` seconds.
 - SIGTERM/SIGINT stop gracefully: long-polls are released, workers finish, exit status 0.
+- Every request passes the access-log middleware (``davdrive.server.access_log``); cheroot's own
+  error messages go to the ``davdrive.server.http`` logger instead of bare stderr writes.
+- With SQLite metadata (the embedded setup) a running server holds ``<data>/serve.lock``
+  (``flock``, released by the kernel when the process ends, however it ends): a second server
+  on the same data directory exits with status 2. With PostgreSQL several servers may share
+  the database (and a data directory on shared storage): that is the scale-out setup.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import secrets
 import signal
 import socket
 import ssl
+import sys
 import threading
 import time
 from pathlib import Path
@@ -33,18 +42,71 @@ from typing import Any
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
+from sqlalchemy.engine import make_url
 
 from davdrive import errors
 from davdrive.app import App
+from davdrive.config import Config
 from davdrive.jobs.maintenance import start_scheduler
+from davdrive.server.access_log import AccessLog, ResponseAborted, open_access_log
 from davdrive.server.wsgi import make_wsgi_app
 
 log = logging.getLogger("davdrive.server")
+http_log = logging.getLogger("davdrive.server.http")
 
 DRAIN_PIECE = 64 << 10
 DRAIN_LIMIT = 1 << 20
 LINGER_SECONDS = 2.0
 INITIAL_PASSWORD_FILE = "initial-admin-password"
+LOCK_FILE = "serve.lock"
+
+
+class DataDirBusy(Exception):
+    """Another ``davdrive serve`` holds this data directory."""
+
+
+def lock_data_dir(data_dir: str | os.PathLike[str]) -> int:
+    """Take the exclusive ``<data>/serve.lock`` (creating the directory 0700); return the open
+    descriptor, to keep for the life of the process. ``DataDirBusy`` if another server has it."""
+    data = Path(data_dir)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = data / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise
+        who = f" (pid {holder})" if holder.isdigit() else ""
+        raise DataDirBusy(
+            f"another davdrive serve{who} is running on {data}: it holds {path}. "
+            "Stop it first, or give this server its own --data (SQLite metadata allows one "
+            "server per data directory; use PostgreSQL for several)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def lock_for(config: Config) -> int | None:
+    """``lock_data_dir`` for embedded (SQLite) metadata; None (no lock) with PostgreSQL."""
+    if make_url(config.database_url).get_backend_name() != "sqlite":
+        return None
+    return lock_data_dir(config.data_dir)
+
+
+class _Server(wsgi.Server):
+    """cheroot's server with its error messages routed through ``logging``."""
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        """Log cheroot's message; an aborted response was already logged by the middleware."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ResponseAborted):
+            http_log.debug("connection dropped: %s", exc)
+            return
+        http_log.log(level, "%s", msg, exc_info=traceback)
 
 
 class BoundedDrainRequest(cheroot_server.HTTPRequest):
@@ -107,9 +169,10 @@ class BoundedDrainConnection(cheroot_server.HTTPConnection):
 def make_server(app: App, wsgi_app: Any | None = None) -> wsgi.Server:
     """A configured (not yet started) cheroot server for ``app.config``."""
     c = app.config
-    srv = wsgi.Server(
+    inner = wsgi_app if wsgi_app is not None else make_wsgi_app(app)
+    srv = _Server(
         (c.host, c.port),
-        wsgi_app if wsgi_app is not None else make_wsgi_app(app),
+        AccessLog(inner, open_access_log(c.access_log)),
         # Long-polls wait on their own extra workers (capped in the API), so WebDAV keeps
         # `threads` workers however many polls are held; a waiting thread costs ~16 KiB RSS.
         numthreads=c.threads + c.longpoll_slots,
@@ -192,4 +255,13 @@ def serve(app: App) -> None:
         log.info("stopped")
 
 
-__all__ = ["BoundedDrainConnection", "BoundedDrainRequest", "ensure_admin", "make_server", "serve"]
+__all__ = [
+    "BoundedDrainConnection",
+    "BoundedDrainRequest",
+    "DataDirBusy",
+    "ensure_admin",
+    "lock_data_dir",
+    "lock_for",
+    "make_server",
+    "serve",
+]

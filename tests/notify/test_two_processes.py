@@ -17,6 +17,7 @@ def test_a_write_through_one_process_wakes_a_long_poll_on_the_other(
     cfg = tmp_path / "scale-out.yaml"
     cfg.write_text(f'database_url: "{pg_url}"\nbus_url: "postgresql://"\n')
     data = tmp_path / "shared" / "data"
+    run_cli(data, "--config", str(cfg), "init")
     run_cli(data, "--config", str(cfg), "user", "add", "alice", "--password-stdin",
             input="alice-pw\n")  # fmt: skip
     a, b = (
