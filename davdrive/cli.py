@@ -302,10 +302,15 @@ def fsck(repair: bool, no_verify: bool) -> None:
     with _opened_app() as app:
         report = app.drive.fsck(repair=repair, verify=not no_verify)
     click.echo(report.summary())
-    for key in report.missing:
-        click.echo(f"missing: {key}")
-    for key in report.damaged:
-        click.echo(f"damaged: {key}")
+    for kind, keys in (("missing", report.missing), ("damaged", report.damaged)):
+        for key in keys:
+            block = report.block_ids.get(key, "?")
+            click.echo(f"{kind}: {key} (block {block})")
+            files = report.affected.get(key, [])
+            for f in files:
+                click.echo(f"    {f.describe()}")
+            if not files:
+                click.echo("    used by no file version")
     if not report.ok:
         sys.exit(1)
 

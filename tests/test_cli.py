@@ -135,6 +135,49 @@ def test_fsck_exit_code_on_damage(data):
     run(data, "fsck", "--no-verify")
 
 
+def _block_files(data: Path) -> set[Path]:
+    return {f for f in (data / "blocks").rglob("*") if f.is_file()}
+
+
+def test_fsck_names_the_files_behind_a_damaged_block(data):
+    """Each bad block lists the owner and path of every version using it; versions that are
+    not current and files in the trash say so."""
+    run(data, "user", "add", "alice", "--password-stdin", input="pw\n")
+    shared = bytes(range(256)) * 1024  # 256 KiB: one block, stored once (dedup)
+    app = open_app(data)
+    try:
+        p = app.drive.principal("alice")
+        app.drive.mkdir(p, "/docs")
+        app.drive.mkdir(p, "/old")
+        before = _block_files(data)
+        app.drive.write_file(p, "/docs/f.bin", shared)
+        (victim,) = _block_files(data) - before
+        app.drive.write_file(p, "/docs/f.bin", b"newer content")  # f.bin's first version: old
+        app.drive.write_file(p, "/old/g.bin", shared)  # same block
+        app.drive.write_file(p, "/docs/ok.bin", b"untouched")
+        app.drive.delete(p, "/old")  # g.bin goes to the trash with its folder
+        v_f = app.drive.list_versions(p, "/docs/f.bin")[-1].id
+    finally:
+        app.close()
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+
+    out = run(data, "fsck", code=1).output
+    lines = out.splitlines()
+    assert "damaged: 1" in lines[0]
+    (head,) = [line for line in lines if line.startswith("damaged: ")]
+    assert victim.name in head and "(block " in head
+    files = lines[lines.index(head) + 1 :]
+    assert files == [
+        f"    alice /docs/f.bin (version {v_f}, not current)",
+        files[1],
+    ], out
+    assert files[1].startswith("    alice /old/g.bin (current version ")
+    assert files[1].endswith("; in trash)")
+    assert "ok.bin" not in out
+
+
 def test_errors_are_one_line_without_traceback(data):
     result = CliRunner().invoke(main, ["--data", str(data), "user", "quota", "ghost", "1GB"])
     assert result.exit_code == 1

@@ -9,9 +9,19 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select
 
 from davdrive.errors import IntegrityError
-from davdrive.metadata.schema import Block, UploadBlock, UploadSession, VersionBlock
+from davdrive.metadata.schema import (
+    Block,
+    FileVersion,
+    Node,
+    UploadBlock,
+    UploadSession,
+    User,
+    VersionBlock,
+)
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from davdrive.service.drive import Drive
 
 # An object younger than this may belong to a PUT still streaming (its block rows are written
@@ -20,8 +30,32 @@ if TYPE_CHECKING:
 ORPHAN_GRACE = 24 * 3600.0
 
 
+@dataclass(frozen=True)
+class AffectedFile:
+    """A file version that uses a missing or damaged block."""
+
+    login: str
+    path: str  # where it is, or where it was when trashed
+    version_id: int
+    current: bool  # the version is the file's current one
+    trashed: bool  # the file (or a folder above it) is in the trash
+
+    def describe(self) -> str:
+        """``alice /docs/a.pdf (current version 7)``, ``... (version 3, not current; in trash)``."""
+        state = (
+            f"current version {self.version_id}"
+            if self.current
+            else (f"version {self.version_id}, not current")
+        )
+        if self.trashed:
+            state += "; in trash"
+        return f"{self.login} {self.path} ({state})"
+
+
 @dataclass
 class FsckReport:
+    """What ``fsck`` found; ``affected`` names the files behind each bad object key."""
+
     blocks_checked: int = 0
     missing: list[str] = field(default_factory=list)  # object keys referenced but absent
     damaged: list[str] = field(default_factory=list)  # present but failing GCM/id checks
@@ -29,6 +63,8 @@ class FsckReport:
     unreferenced_blocks: int = 0  # block rows no version uses (GC candidates)
     versions_affected: int = 0  # versions that use a missing or damaged block
     repaired: int = 0
+    block_ids: dict[str, str] = field(default_factory=dict)  # bad object key -> block id
+    affected: dict[str, list[AffectedFile]] = field(default_factory=dict)  # bad key -> files
 
     @property
     def ok(self) -> bool:
@@ -63,19 +99,24 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
         report.unreferenced_blocks = int(
             s.scalar(select(func.count()).select_from(Block).where(Block.id.not_in(used))) or 0
         )
+    bad_keys: dict[int, str] = {}
     for row in rows:
         known_keys.add(row.object_key)
         report.blocks_checked += 1
         if not backend.exists(row.object_key):
             report.missing.append(row.object_key)
             bad_ids.append(row.id)
+            bad_keys[row.id] = row.object_key
+            report.block_ids[row.object_key] = row.hash
             continue
         if verify:
             try:
-                drive.store.read_block(drive._account_keys(row.user_id), row.hash, row.object_key)
+                drive.store.read_block(drive.account_keys(row.user_id), row.hash, row.object_key)
             except IntegrityError:
                 report.damaged.append(row.object_key)
                 bad_ids.append(row.id)
+                bad_keys[row.id] = row.object_key
+                report.block_ids[row.object_key] = row.hash
     if bad_ids:
         with drive.db.read() as s:
             report.versions_affected = int(
@@ -86,6 +127,7 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
                 )
                 or 0
             )
+            report.affected = _affected_files(s, bad_keys)
     cutoff = time.time() - ORPHAN_GRACE
     for obj in backend.list():
         if obj.key not in known_keys and obj.key not in staged:
@@ -94,3 +136,53 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
                 backend.delete(obj.key)
                 report.repaired += 1
     return report
+
+
+def _affected_files(s: Session, bad_keys: dict[int, str]) -> dict[str, list[AffectedFile]]:
+    """For each bad block (id -> object key), the file versions that use it."""
+    rows = s.execute(
+        select(
+            VersionBlock.block_id,
+            FileVersion.id,
+            Node.id.label("node_id"),
+            Node.current_version_id,
+            User.login,
+        )
+        .distinct()
+        .join(FileVersion, FileVersion.id == VersionBlock.version_id)
+        .join(Node, Node.id == FileVersion.node_id)
+        .join(User, User.id == Node.user_id)
+        .where(VersionBlock.block_id.in_(list(bad_keys)))
+        .order_by(User.login, Node.id, FileVersion.id.desc())
+    ).all()
+    paths: dict[int, tuple[str, bool]] = {}
+    out: dict[str, list[AffectedFile]] = {key: [] for key in bad_keys.values()}
+    for row in rows:
+        if row.node_id not in paths:
+            paths[row.node_id] = _path_of(s, row.node_id)
+        path, trashed = paths[row.node_id]
+        out[bad_keys[row.block_id]].append(
+            AffectedFile(
+                login=row.login,
+                path=path,
+                version_id=row.id,
+                current=row.current_version_id == row.id,
+                trashed=trashed,
+            )
+        )
+    return out
+
+
+def _path_of(s: Session, node_id: int) -> tuple[str, bool]:
+    """(path, in trash) of a node: the live path, or the path it had when it (or the folder
+    above it that was trashed) went to the trash."""
+    parts: list[str] = []
+    node = s.get(Node, node_id)
+    while node is not None and node.parent_id is not None:
+        if node.trashed_at is not None:
+            base = (node.trashed_path or f"/{node.name}").rstrip("/")
+            rest = "/".join(reversed(parts))
+            return (f"{base}/{rest}" if rest else base or "/"), True
+        parts.append(node.name)
+        node = s.get(Node, node.parent_id)
+    return "/" + "/".join(reversed(parts)), False
