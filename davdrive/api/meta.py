@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from davdrive.blockstore.chunker import CHUNK_PARAMS
+from davdrive.protocol import CHUNK_PARAMS
 
 bp = Blueprint("meta", __name__)
 

@@ -9,22 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-KiB = 1024
-MiB = 1024 * KiB
-
-CHUNK_PARAMS: dict[str, object] = {
-    "algorithm": "fastcdc-2020",
-    "implementation": "pyfastcdc 0.3",
-    "min_size": 256 * KiB,
-    "avg_size": 1 * MiB,
-    "max_size": 4 * MiB,
-    "normalized_chunking": 1,
-    "seed": 0,
-    "block_id": "blake3-256 hex of the plaintext block",
-}
-MIN_SIZE = 256 * KiB
-AVG_SIZE = 1 * MiB
-MAX_SIZE = 4 * MiB
+from davdrive.protocol import AVG_SIZE, MAX_SIZE, MIN_SIZE
 
 
 def _fastcdc_class() -> type:

@@ -74,10 +74,19 @@ class BlockStore:
         self._hasher = ThreadPoolExecutor(1, thread_name_prefix="blockstore-sha")
 
     # -- single blocks -------------------------------------------------------------------------
-    def put_block(self, keys: AccountKeys, data: bytes, *, known: bool = False) -> BlockRef:
-        """Store one block (delta-sync upload); ``known`` skips the write."""
-        h = blockformat.block_hash(data)
-        return self._store(keys, h, data, 0, known)
+    def put_block(
+        self,
+        keys: AccountKeys,
+        data: bytes,
+        *,
+        known: bool = False,
+        offset: int = 0,
+        block_hash: str | None = None,
+    ) -> BlockRef:
+        """Store one block (a resumable upload's, a delta-sync client's); ``known`` skips the
+        write; ``offset`` is the block's place in its stream; ``block_hash`` if computed."""
+        h = block_hash if block_hash is not None else blockformat.block_hash(data)
+        return self._store(keys, h, data, offset, known)
 
     def _store(self, keys: AccountKeys, h: str, data: bytes, offset: int, known: bool) -> BlockRef:
         okey = keys.object_key(h)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from urllib.parse import urlparse
 
 
 class Bus:
@@ -66,21 +65,3 @@ class Bus:
             self._closed = True
             for cond, _count in self._waiting.values():
                 cond.notify_all()
-
-
-class MemoryBus(Bus):
-    """Everything in one process: publish wakes local waiters directly."""
-
-
-def open_bus(url: str, database_url: str | None = None) -> Bus:
-    """``memory://`` or ``postgresql://...`` (LISTEN/NOTIFY; ``postgresql://`` alone reuses
-    the metadata database)."""
-    scheme = urlparse(url).scheme
-    if scheme in ("", "memory"):
-        return MemoryBus()
-    if scheme.startswith("postgres"):
-        from davdrive.notify.postgres import PostgresBus
-
-        target = url if urlparse(url).netloc else (database_url or "")
-        return PostgresBus(target)
-    raise ValueError(f"unsupported bus_url {url!r} (use memory:// or postgresql://...)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -49,15 +50,24 @@ class Changes:
 
     def latest(self, p: Principal) -> str:
         """The cursor that stands for "now" (no change after it yet)."""
-        owner = self.drive._authorize(p)
+        owner = self.drive.core.authorize(p)
         with self.drive.db.read() as s:
             return str(s.scalar(select(User.change_seq).where(User.id == owner)) or 0)
+
+    def heads(self, account_ids: Sequence[int]) -> dict[int, int]:
+        """The journal head (latest seq) of each account that exists (the notify process asks
+        this for the accounts whose polls it holds; no principal: it serves them all)."""
+        with self.drive.db.read() as s:
+            rows = s.execute(
+                select(User.id, User.change_seq).where(User.id.in_(list(account_ids)))
+            ).all()
+        return {r.id: r.change_seq for r in rows}
 
     def since(
         self, p: Principal, cursor: str | int, *, limit: int = 500
     ) -> tuple[list[ChangeInfo], str, bool]:
         """Every change after ``cursor`` in commit order: (changes, next cursor, has_more)."""
-        owner = self.drive._authorize(p)
+        owner = self.drive.core.authorize(p)
         after = parse_cursor(cursor)
         limit = max(1, min(int(limit), MAX_LIMIT))
         with self.drive.db.read() as s:
@@ -88,7 +98,7 @@ class Changes:
     def wait(self, p: Principal, cursor: str | int, timeout: float) -> bool:
         """True as soon as the journal passes ``cursor`` (checked in SQL first, then on the
         bus); False at the timeout."""
-        owner = self.drive._authorize(p)
+        owner = self.drive.core.authorize(p)
         after = parse_cursor(cursor)
         with self.drive.db.read() as s:
             if (s.scalar(select(User.change_seq).where(User.id == owner)) or 0) > after:

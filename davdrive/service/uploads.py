@@ -89,9 +89,9 @@ class ResumableUploads:
         self.drive.begin_upload(p, path, declared_size=length).abort()
         now = time.time()
         sid = secrets.token_hex(16)
-        owner = self.drive._authorize(p, write=True)
-        with self.drive._mutation() as s:
-            user = self.drive._lock_account(s, owner)
+        owner = self.drive.core.authorize(p, write=True)
+        with self.drive.core.mutation() as s:
+            user = self.drive.core.lock_account(s, owner)
             s.add(
                 UploadSession(
                     id=sid,
@@ -108,7 +108,7 @@ class ResumableUploads:
                     expires_at=now + self.ttl,
                 )
             )
-            self.drive._journal(s, user, p, "upload_pending", None, path)
+            self.drive.core.journal(s, user, p, "upload_pending", None, path)
         return self.get(p, sid)
 
     def _row(self, s, p: Principal, sid: str) -> UploadSession:  # noqa: ANN001
@@ -185,7 +185,7 @@ class ResumableUploads:
                 length, path, mtime = row.length, row.path, row.mtime
                 old_tail = (row.tail_hash, row.tail_key) if row.tail_hash else None
                 seq0 = row.blocks_count
-            keys = self.drive._account_keys(p.user_id)
+            keys = self.drive.core.account_keys(p.user_id)
             store = self.drive.store
             chunker = Chunker()
             if old_tail is not None:
@@ -275,9 +275,9 @@ class ResumableUploads:
 
     def _put(self, keys, user_id: int, block: bytes, pos: int, seen: set[str]) -> BlockRef:  # noqa: ANN001
         h = blockformat.block_hash(block)
-        known = h in seen or self.drive._has_block(user_id, h)
+        known = h in seen or self.drive.core.has_block(user_id, h)
         seen.add(h)
-        return self.drive.store._store(keys, h, block, pos, known)
+        return self.drive.store.put_block(keys, block, known=known, offset=pos, block_hash=h)
 
     @staticmethod
     def _rows(sid: str, seq0: int, refs: list[BlockRef]) -> list[dict[str, object]]:
@@ -342,9 +342,9 @@ class ResumableUploads:
             ).rowcount
             if not gone:
                 raise Conflict("the session moved on meanwhile")
-            self.drive._journal(s, user, p, "upload_completed", node, path)
+            self.drive.core.journal(s, user, p, "upload_completed", node, path)
 
-        return self.drive._commit_version(
+        return self.drive.content.commit_version(
             p,
             p.user_id,
             path,

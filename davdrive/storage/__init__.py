@@ -1,5 +1,6 @@
 """Block storage backends: one small interface (DESIGN.md §2), local directory and memory."""
 
-from davdrive.storage.base import BlockBackend, ObjectInfo, open_backend
+from davdrive.storage.base import BlockBackend, ObjectInfo
+from davdrive.storage.registry import open_backend
 
 __all__ = ["BlockBackend", "ObjectInfo", "open_backend"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 
 @dataclass(frozen=True)
@@ -48,17 +47,3 @@ def check_key(key: str) -> str:
     if not key or len(key) > 128 or any(c not in "0123456789abcdef" for c in key):
         raise ValueError(f"invalid object key {key!r}")
     return key
-
-
-def open_backend(url: str) -> BlockBackend:
-    """Build a backend from ``file:///path`` or ``memory://``."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        from davdrive.storage.local import LocalBackend
-
-        return LocalBackend(parsed.path)
-    if parsed.scheme == "memory":
-        from davdrive.storage.memory import MemoryBackend
-
-        return MemoryBackend()
-    raise ValueError(f"unsupported blocks_url {url!r} (use file:///path or memory://)")

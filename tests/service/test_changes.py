@@ -8,7 +8,7 @@ import time
 import pytest
 
 from davdrive import errors
-from davdrive.notify.base import MemoryBus
+from davdrive.notify.memory import MemoryBus
 from davdrive.service.changes import Changes
 
 

@@ -8,9 +8,10 @@ import os
 import pytest
 
 from davdrive.errors import InsufficientStorage, NotFound
-from davdrive.storage.base import BlockBackend, open_backend
+from davdrive.storage.base import BlockBackend
 from davdrive.storage.local import LocalBackend
 from davdrive.storage.memory import MemoryBackend
+from davdrive.storage.registry import open_backend
 
 KEY_A = "ab" * 32
 KEY_B = "cd" * 32

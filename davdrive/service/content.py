@@ -1,0 +1,432 @@
+"""File content: streamed uploads into the block pipeline, committing versions, reading."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import BinaryIO
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from davdrive.blockstore.store import IngestResult
+from davdrive.errors import (
+    BadRequest,
+    Conflict,
+    FileTooLarge,
+    IncompleteUpload,
+    NotFound,
+    PreconditionFailed,
+    QuotaExceeded,
+)
+from davdrive.metadata.schema import (
+    Block,
+    FileVersion,
+    Node,
+    User,
+    VersionBlock,
+)
+from davdrive.metadata.upsert import insert_ignore
+from davdrive.service.core import IN_BATCH, DriveCore, etag
+from davdrive.service.paths import join, parent_and_name
+from davdrive.service.types import (
+    NodeInfo,
+    Principal,
+)
+from davdrive.service.versions import Versions
+
+PLACEHOLDER_WINDOW = 60.0
+
+_BLOCK_IDS = select(Block.hash, Block.id).where(
+    Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
+)
+
+_VERSION_HEAD = select(FileVersion.size, FileVersion.created_at, FileVersion.pinned).where(
+    FileVersion.id == bindparam("vid")
+)
+
+_DROP_VERSION = delete(FileVersion).where(FileVersion.id == bindparam("vid"))
+
+_INSERT_NODE = insert(Node).returning(Node.id)
+
+_INSERT_VERSION = insert(FileVersion).returning(FileVersion.id)
+
+_INSERT_VERSION_BLOCK = insert(VersionBlock)
+
+_SET_CURRENT = (
+    update(Node)
+    .where(Node.id == bindparam("nid"))
+    .values(current_version_id=bindparam("vid"), status="ok", mtime=bindparam("mtime"))
+)
+
+
+def check_preconditions(
+    existing: Node | None, expected_etag: str | None, create_only: bool
+) -> None:
+    if create_only and existing is not None:
+        raise PreconditionFailed("the file exists")
+    if expected_etag is not None:
+        if existing is None:
+            raise PreconditionFailed("the file does not exist")
+        if expected_etag != "*" and expected_etag != etag(existing):
+            raise PreconditionFailed("the file changed since that version")
+
+
+class Upload:
+    """A file body being received. Nothing is visible to readers until ``commit``.
+
+    ``write`` streams into the block pipeline (bounded memory); it raises ``FileTooLarge`` or
+    ``QuotaExceeded`` as soon as the bytes received pass the limits known at ``begin_upload``.
+    """
+
+    def __init__(
+        self,
+        content: Content,
+        p: Principal,
+        owner_id: int,
+        path: str,
+        *,
+        expected_etag: str | None,
+        create_only: bool,
+        max_bytes: int,
+        quota_headroom: int,
+    ) -> None:
+        self._content = content
+        self._p = p
+        self._owner_id = owner_id
+        self.path = path
+        self._expected_etag = expected_etag
+        self._create_only = create_only
+        self._max_bytes = max_bytes
+        self._quota_headroom = quota_headroom
+        self.received = 0
+        self._done = False
+        core = content.core
+        self._ingest = core.store.ingest(
+            core.account_keys(owner_id), known=lambda h: core.has_block(owner_id, h)
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next piece of the body."""
+        if self._done:
+            raise BadRequest("upload already finished")
+        self.received += len(data)
+        if self.received > self._max_bytes:
+            self.abort()
+            raise FileTooLarge(f"file is larger than {self._max_bytes} bytes")
+        if self.received > self._quota_headroom:
+            self.abort()
+            raise QuotaExceeded("quota exceeded")
+        try:
+            self._ingest.write(data)
+        except BaseException:
+            self.abort()
+            raise
+
+    def commit(self, *, mtime: float | None = None, expected_size: int | None = None) -> NodeInfo:
+        """Make the new version current in one transaction.
+
+        Raises ``IncompleteUpload`` when ``expected_size`` differs from the bytes received,
+        ``PreconditionFailed`` when the head moved away from ``expected_etag`` (compare-and-swap
+        inside the transaction), ``ParentNotFound`` if the folder vanished meanwhile,
+        ``QuotaExceeded`` (atomic check), ``Conflict`` if a folder now stands at the path.
+        Blocks written by an upload that does not commit stay as orphans for GC.
+        """
+        if self._done:
+            raise BadRequest("upload already finished")
+        if expected_size is not None and expected_size != self.received:
+            self.abort()
+            raise IncompleteUpload(
+                f"received {self.received} of {expected_size} bytes; nothing was saved"
+            )
+        try:
+            result = self._ingest.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return self._content.commit_version(
+            self._p,
+            self._owner_id,
+            self.path,
+            result,
+            mtime=mtime,
+            expected_etag=self._expected_etag,
+            create_only=self._create_only,
+        )
+
+    def abort(self) -> None:
+        """Discard the upload; idempotent."""
+        if not self._done:
+            self._done = True
+            self._ingest.abort()
+
+
+class Content:
+    """Writing and reading file content."""
+
+    def __init__(self, core: DriveCore, versions: Versions) -> None:
+        self.core = core
+        self.versions = versions
+
+    def begin_upload(
+        self,
+        p: Principal,
+        path: str,
+        *,
+        expected_etag: str | None = None,
+        create_only: bool = False,
+        declared_size: int | None = None,
+    ) -> Upload:
+        """Check the parent, permission, size and quota up front (before the body), then stream.
+
+        ``expected_etag``: the write must replace exactly that version (If-Match / base_rev);
+        ``"*"`` means "must exist". ``create_only``: fail if the path exists (If-None-Match: *).
+        """
+        owner = self.core.authorize(p, write=True)
+        parent_parts, name = parent_and_name(path)
+        if declared_size is not None and declared_size > self.core.max_file_size:
+            raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
+        with self.core.db.read() as s:
+            parent = self.core.resolve_dir(s, owner, parent_parts)
+            existing = self.core.child(s, parent.id, name)
+            if existing is not None and existing.is_dir:
+                raise Conflict(f"{join([*parent_parts, name])} is a folder")
+            check_preconditions(existing, expected_etag, create_only)
+            old = self.core.info(s, existing, "").size if existing is not None else 0
+            user = s.get(User, owner)
+            assert user is not None
+            target = join([*parent_parts, name])
+            self.core.guard(
+                s, user, p, nodes=[target] if existing else [join(parent_parts), target]
+            )
+            headroom = user.quota_bytes - user.used_bytes + old
+        if declared_size is not None and declared_size > headroom:
+            raise QuotaExceeded("the file does not fit in the remaining quota")
+        return Upload(
+            self,
+            p,
+            owner,
+            join([*parent_parts, name]),
+            expected_etag=expected_etag,
+            create_only=create_only,
+            max_bytes=self.core.max_file_size,
+            quota_headroom=max(headroom, 0),
+        )
+
+    def commit_version(
+        self,
+        p: Principal,
+        owner: int,
+        path: str,
+        result: IngestResult,
+        *,
+        mtime: float | None,
+        expected_etag: str | None,
+        create_only: bool,
+        on_commit: Callable[[Session, User, Node], None] | None = None,
+    ) -> NodeInfo:
+        parent_parts, name = parent_and_name(path)
+        now = time.time()
+        with self.core.mutation() as s:
+            user = self.core.lock_account(s, owner)
+            parent = self.core.resolve_dir(s, owner, parent_parts)
+            node = self.core.child(s, parent.id, name)
+            if node is not None and node.is_dir:
+                raise Conflict(f"{path} is a folder")
+            check_preconditions(node, expected_etag, create_only)
+            self.core.guard(s, user, p, nodes=[path] if node else [join(parent_parts), path])
+            old_size, placeholder = 0, None
+            if node is not None and node.current_version_id is not None:
+                head = s.execute(_VERSION_HEAD, {"vid": node.current_version_id}).first()
+                if head is not None:
+                    old_size = head.size
+                    if (
+                        head.size == 0
+                        and not head.pinned
+                        and now - head.created_at < PLACEHOLDER_WINDOW
+                    ):
+                        placeholder = node.current_version_id
+            self.core.charge(user, result.size - old_size)
+            block_ids = self._register_blocks(s, owner, result, now)
+            created = node is None
+            conn = s.connection()  # plain statements below: no unit-of-work flushes
+            vtime = mtime if mtime is not None else now
+            if node is None:
+                node_id = conn.execute(
+                    _INSERT_NODE,
+                    {
+                        "user_id": owner,
+                        "parent_id": parent.id,
+                        "name": name,
+                        "is_dir": False,
+                        "status": "ok",
+                        "mtime": vtime,
+                        "created_at": now,
+                    },
+                ).scalar_one()
+                self.core.touch(parent)
+                vacated = self.versions.vacated(s, user, path)
+                if vacated is not None:
+                    self.versions.inherit_history(s, vacated, node_id, None)
+            else:
+                node_id = node.id
+            version = FileVersion(
+                node_id=node_id,
+                user_id=owner,
+                size=result.size,
+                content_hash=result.sha256,
+                mtime=vtime,
+                created_at=now,
+                author_user_id=p.user_id,
+                author_device_id=p.device_id,
+                pinned=False,
+            )
+            version.id = conn.execute(
+                _INSERT_VERSION,
+                {
+                    "node_id": node_id,
+                    "user_id": owner,
+                    "size": result.size,
+                    "content_hash": result.sha256,
+                    "mtime": vtime,
+                    "created_at": now,
+                    "author_user_id": p.user_id,
+                    "author_device_id": p.device_id,
+                    "pinned": False,
+                },
+            ).scalar_one()
+            if result.blocks:
+                conn.execute(
+                    _INSERT_VERSION_BLOCK,
+                    [
+                        {
+                            "version_id": version.id,
+                            "seq": i,
+                            "block_id": block_ids[ref.hash],
+                            "offset": ref.offset,
+                            "size": ref.size,
+                        }
+                        for i, ref in enumerate(result.blocks)
+                    ],
+                )
+            conn.execute(_SET_CURRENT, {"nid": node_id, "vid": version.id, "mtime": vtime})
+            if placeholder is not None:
+                conn.execute(_DROP_VERSION, {"vid": placeholder})
+            if node is None:
+                node = Node(
+                    id=node_id,
+                    user_id=owner,
+                    parent_id=parent.id,
+                    name=name,
+                    is_dir=False,
+                    created_at=now,
+                )
+            for attr, value in (
+                ("current_version_id", version.id),
+                ("status", "ok"),
+                ("mtime", vtime),
+            ):
+                set_committed_value(node, attr, value)
+            self.core.journal(s, user, p, "created" if created else "updated", node, path)
+            if on_commit is not None:
+                on_commit(s, user, node)
+            return self.core.info(s, node, path, version)
+
+    def _register_blocks(
+        self, s: Session, owner: int, result: IngestResult, now: float
+    ) -> dict[str, int]:
+        """Insert rows for newly stored blocks; return hash -> row id for every block used."""
+        new_rows = {}
+        for ref in result.blocks:
+            if ref.new and ref.hash not in new_rows:
+                new_rows[ref.hash] = {
+                    "user_id": owner,
+                    "hash": ref.hash,
+                    "object_key": ref.object_key,
+                    "raw_size": ref.size,
+                    "stored_size": ref.stored_size,
+                    "tier": "hot",
+                    "created_at": now,
+                    "last_access": now,
+                }
+        if new_rows:
+            insert_ignore(s, Block, list(new_rows.values()), ["user_id", "hash"])
+        wanted = sorted({ref.hash for ref in result.blocks})
+        ids: dict[str, int] = {}
+        for i in range(0, len(wanted), IN_BATCH):
+            batch = wanted[i : i + IN_BATCH]
+            for row in s.connection().execute(_BLOCK_IDS, {"uid": owner, "hashes": batch}):
+                ids[row.hash] = row.id
+        if len(ids) != len(wanted):
+            # A deduplicated block was collected between the check and the commit: the caller
+            # must send the file again (GC's grace period makes this all but impossible).
+            raise Conflict("a stored block vanished during the upload; please retry")
+        return ids
+
+    def write_file(
+        self,
+        p: Principal,
+        path: str,
+        data: bytes | Iterable[bytes] | BinaryIO,
+        *,
+        mtime: float | None = None,
+        expected_etag: str | None = None,
+        create_only: bool = False,
+    ) -> NodeInfo:
+        """Convenience: ``begin_upload`` + write everything + ``commit``."""
+        declared = len(data) if isinstance(data, bytes | bytearray | memoryview) else None
+        upload = self.begin_upload(
+            p,
+            path,
+            expected_etag=expected_etag,
+            create_only=create_only,
+            declared_size=declared,
+        )
+        try:
+            if isinstance(data, bytes | bytearray | memoryview):
+                view = memoryview(data)
+                for i in range(0, len(view), 1 << 20):
+                    upload.write(view[i : i + (1 << 20)])
+            elif hasattr(data, "read"):
+                while chunk := data.read(1 << 20):  # type: ignore[union-attr]
+                    upload.write(chunk)
+            else:
+                for chunk in data:  # type: ignore[union-attr]
+                    upload.write(chunk)
+        except BaseException:
+            upload.abort()
+            raise
+        return upload.commit(mtime=mtime)
+
+    def open_reader(self, p: Principal, path: str, *, version_id: int | None = None) -> BinaryIO:
+        """A seekable reader over the current (or given) version; it has ``.size``; holds no DB
+        session. Reading a damaged block raises ``IntegrityError``."""
+        owner = self.core.authorize(p)
+        with self.core.db.read() as s:
+            node, parts = self.core.require(s, owner, path)
+            if node.is_dir:
+                raise Conflict(f"{join(parts)} is a folder")
+            vid = version_id if version_id is not None else node.current_version_id
+            version = s.get(FileVersion, vid) if vid is not None else None
+            if version is None or version.node_id != node.id:
+                raise NotFound("no such version")
+            manifest = [
+                (row.hash, row.object_key, row.offset, row.size)
+                for row in s.execute(
+                    select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size)
+                    .join(Block, Block.id == VersionBlock.block_id)
+                    .where(VersionBlock.version_id == version.id)
+                    .order_by(VersionBlock.seq)
+                )
+            ]
+            size = version.size
+        return self.core.store.open_reader(self.core.account_keys(owner), manifest, size)
+
+    def read_bytes(self, p: Principal, path: str, *, version_id: int | None = None) -> bytes:
+        reader = self.open_reader(p, path, version_id=version_id)
+        try:
+            return reader.read()
+        finally:
+            reader.close()

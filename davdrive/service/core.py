@@ -1,0 +1,344 @@
+"""The drive's shared primitives (DriveCore) and the small helpers its parts use.
+
+Paths are account-relative strings ("/", "/docs/a.txt"), already URL-decoded. Every
+mutation is one short transaction (``DriveCore.mutation``) that locks the account row
+(serialising the account's writers on SQLite and PostgreSQL alike), bumps its journal sequence
+and appends its ``change`` rows; the bus hears of it after the commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.orm import Session
+
+from davdrive.blockstore.keys import AccountKeys, KeyRing
+from davdrive.blockstore.store import BlockStore
+from davdrive.config import DEFAULT_QUOTA, MAX_FILE_SIZE
+from davdrive.errors import (
+    Conflict,
+    NotFound,
+    ParentNotFound,
+    PreconditionFailed,
+    QuotaExceeded,
+)
+from davdrive.metadata.db import Database
+from davdrive.metadata.schema import (
+    Block,
+    Change,
+    FileVersion,
+    Node,
+    User,
+)
+from davdrive.notify.base import Bus
+from davdrive.notify.memory import MemoryBus
+from davdrive.service import access
+from davdrive.service.access import Perm
+from davdrive.service.locks import check_write
+from davdrive.service.paths import join, split_path
+from davdrive.service.types import (
+    NodeInfo,
+    Principal,
+)
+
+IN_BATCH = 500  # bound for IN (...) lists
+
+_CHILD = select(Node).where(
+    Node.parent_id == bindparam("parent"),
+    Node.name == bindparam("name"),
+    Node.trashed_at.is_(None),
+)
+
+_LOCK_ACCOUNT = select(User).where(User.id == bindparam("uid")).with_for_update()
+
+_HAS_BLOCK = select(Block.id).where(
+    Block.user_id == bindparam("uid"), Block.hash == bindparam("hash")
+)
+
+_ROOT_ID = select(User.root_id).where(User.id == bindparam("uid"))
+
+_INSERT_CHANGE = insert(Change)
+
+MEMBER_COLUMNS = (
+    Node.id,
+    Node.user_id,
+    Node.parent_id,
+    Node.name,
+    Node.is_dir,
+    Node.current_version_id,
+    Node.mtime,
+    Node.created_at,
+    Node.status,
+    FileVersion.size,
+    FileVersion.content_hash,
+)
+
+
+def member(row: Any, parent_id: int | None, path: str) -> NodeInfo:
+    """A ``NodeInfo`` from a row of ``MEMBER_COLUMNS``."""
+    if row.is_dir:
+        etag = f"d{row.id:x}-{int(row.mtime * 1000):x}"
+    elif row.current_version_id is None:
+        etag = f"p{row.id:x}"
+    else:
+        etag = f"{row.id:x}-{row.current_version_id:x}"
+    return NodeInfo(
+        row.id,
+        row.user_id,
+        parent_id,
+        row.name,
+        path,
+        row.is_dir,
+        row.size or 0,
+        row.content_hash,
+        row.current_version_id,
+        etag,
+        row.mtime,
+        row.created_at,
+        row.status,
+    )
+
+
+@dataclass(frozen=True)
+class Expect:
+    """A precondition on the node an operation acts on: its ETag (If-Match) and/or its current
+    revision (``if_rev``); ``PreconditionFailed`` when it moved on."""
+
+    etag: str | None = None
+    rev: int | None = None
+
+
+def check_expect(node: Node, expect: Expect | None) -> None:
+    if expect is None:
+        return
+    if expect.etag is not None and expect.etag not in ("*", etag(node)):
+        raise PreconditionFailed("the item changed since that version")
+    if expect.rev is not None and expect.rev != node.current_version_id:
+        raise PreconditionFailed("the file's current revision is not the one expected")
+
+
+def etag(node: Node) -> str:
+    if node.is_dir:
+        return f"d{node.id:x}-{int(node.mtime * 1000):x}"
+    if node.current_version_id is None:
+        return f"p{node.id:x}"
+    return f"{node.id:x}-{node.current_version_id:x}"
+
+
+def key_context(user_id: int) -> bytes:
+    return b"davdrive account data key:%d" % user_id
+
+
+class DriveCore:
+    """The primitives every part of the drive shares: transactions that publish to the bus,
+    account keys, path resolution, journal rows, quota charges and the lock rule."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: BlockStore,
+        keyring: KeyRing,
+        *,
+        default_quota: int = DEFAULT_QUOTA,
+        max_file_size: int = MAX_FILE_SIZE,
+        bus: Bus | None = None,
+    ) -> None:
+        self.db = db
+        self.bus = bus if bus is not None else MemoryBus()
+        self.store = store
+        self.keyring = keyring
+        self.default_quota = default_quota
+        self.max_file_size = max_file_size
+        # Immutable per-account facts (derived keys, root id) may be cached safely: ids are
+        # never reused (AUTOINCREMENT), so a deleted account's entry is never hit by another.
+        self.keys_cache: dict[int, AccountKeys] = {}
+        self.roots_cache: dict[int, int] = {}
+        self.cache_lock = threading.Lock()
+
+    @contextmanager
+    def mutation(self) -> Iterator[Session]:
+        """A write transaction; after it commits, the bus hears of each account's new seq."""
+        with self.db.write() as s:
+            s.info["journal"] = {}
+            yield s
+            touched = dict(s.info["journal"])
+        for account_id, seq in touched.items():
+            self.bus.publish(account_id, seq)
+
+    def account_keys(self, user_id: int) -> AccountKeys:
+        with self.cache_lock:
+            keys = self.keys_cache.get(user_id)
+        if keys is None:
+            with self.db.read() as s:
+                user = s.get(User, user_id)
+                if user is None:
+                    raise NotFound("no such account")
+                data_key = self.keyring.unwrap(
+                    user.wrap_key_id, user.wrapped_key, key_context(user.id)
+                )
+                keys = AccountKeys.from_data_key(data_key, user.data_key_id)
+            with self.cache_lock:
+                self.keys_cache[user_id] = keys
+        return keys
+
+    def has_block(self, user_id: int, block_hash: str) -> bool:
+        with self.db.read() as s:
+            row = s.connection().execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash})
+            return row.first() is not None
+
+    def authorize(self, p: Principal, write: bool = False) -> int:
+        """Return the account whose namespace ``p`` acts on, as the access rule grants it."""
+        return access.grant(p, Perm.WRITE if write else Perm.READ).owner_id
+
+    def root_id(self, s: Session, user_id: int) -> int:
+        with self.cache_lock:
+            root = self.roots_cache.get(user_id)
+        if root is None:
+            root = s.scalar(_ROOT_ID, {"uid": user_id})
+            if root is None:
+                raise NotFound("no such account")
+            with self.cache_lock:
+                self.roots_cache[user_id] = root
+        return root
+
+    def child(self, s: Session, parent_id: int, name: str) -> Node | None:
+        return s.scalars(_CHILD, {"parent": parent_id, "name": name}).first()
+
+    def resolve(self, s: Session, owner_id: int, parts: list[str]) -> Node | None:
+        node = s.get(Node, self.root_id(s, owner_id))
+        for part in parts:
+            if node is None or not node.is_dir:
+                return None
+            node = self.child(s, node.id, part)
+        return node
+
+    def resolve_dir(self, s: Session, owner_id: int, parts: list[str]) -> Node:
+        """The folder at ``parts``: ``ParentNotFound`` if missing, ``Conflict`` if a file."""
+        node = self.resolve(s, owner_id, parts)
+        if node is None:
+            raise ParentNotFound(f"folder {join(parts)} does not exist")
+        if not node.is_dir:
+            raise Conflict(f"{join(parts)} is a file")
+        return node
+
+    def require(self, s: Session, owner_id: int, path: str) -> tuple[Node, list[str]]:
+        parts = split_path(path)
+        node = self.resolve(s, owner_id, parts)
+        if node is None:
+            raise NotFound(f"{join(parts)} not found")
+        return node, parts
+
+    def info(
+        self, s: Session, node: Node, path: str, version: FileVersion | None = None
+    ) -> NodeInfo:
+        if not node.is_dir and version is None and node.current_version_id is not None:
+            version = s.get(FileVersion, node.current_version_id)
+        return NodeInfo(
+            id=node.id,
+            owner_id=node.user_id,
+            parent_id=node.parent_id,
+            name=node.name,
+            path=path,
+            is_dir=node.is_dir,
+            size=version.size if version is not None else 0,
+            content_hash=version.content_hash if version is not None else None,
+            version_id=node.current_version_id,
+            etag=etag(node),
+            mtime=node.mtime,
+            created=node.created_at,
+            status=node.status,
+        )
+
+    def lock_account(self, s: Session, owner_id: int) -> User:
+        user = s.scalars(_LOCK_ACCOUNT, {"uid": owner_id}).first()
+        if user is None:
+            raise NotFound("no such account")
+        return user
+
+    def journal(
+        self,
+        s: Session,
+        user: User,
+        p: Principal,
+        kind: str,
+        node: Node | None,
+        path: str,
+        *,
+        from_path: str | None = None,
+    ) -> None:
+        if node is not None and node.id is None:
+            s.flush()
+        user.change_seq += 1
+        s.info.setdefault("journal", {})[user.id] = user.change_seq
+        s.connection().execute(
+            _INSERT_CHANGE,
+            {
+                "user_id": user.id,
+                "seq": user.change_seq,
+                "node_id": node.id if node is not None else None,
+                "kind": kind,
+                "path": path,
+                "from_path": from_path,
+                "version_id": node.current_version_id if node is not None else None,
+                "device_id": p.device_id,
+                "is_dir": node.is_dir if node is not None else False,
+                "at": time.time(),
+            },
+        )
+
+    def charge(self, user: User, delta: int) -> None:
+        if delta > 0 and user.used_bytes + delta > user.quota_bytes:
+            raise QuotaExceeded(
+                f"quota exceeded: {user.used_bytes} + {delta} > {user.quota_bytes} bytes"
+            )
+        user.used_bytes += delta
+
+    @staticmethod
+    def guard(
+        s: Session,
+        user: User,
+        p: Principal,
+        *,
+        nodes: Iterable[str] = (),
+        trees: Iterable[str] = (),
+    ) -> None:
+        """The lock rule (``service.locks.check_write``) for a write to ``user``'s tree."""
+        check_write(s, user.login, p.lock_tokens, nodes=nodes, trees=trees)
+
+    def subtree_ids(self, s: Session, node_id: int):  # noqa: ANN202 - a SQL subquery
+        tree = select(Node.id).where(Node.id == node_id).cte("subtree", recursive=True)
+        tree = tree.union_all(
+            select(Node.id).where(Node.parent_id == tree.c.id, Node.trashed_at.is_(None))
+        )
+        return select(tree.c.id)
+
+    def subtree_size(self, s: Session, node_id: int) -> int:
+        return int(
+            s.scalar(
+                select(func.coalesce(func.sum(FileVersion.size), 0))
+                .select_from(Node)
+                .join(FileVersion, FileVersion.id == Node.current_version_id)
+                .where(Node.id.in_(self.subtree_ids(s, node_id)))
+            )
+        )
+
+    def touch(self, node: Node | None) -> None:
+        if node is not None:
+            node.mtime = max(time.time(), node.mtime + 0.001)
+
+    def live_path(self, s: Session, node: Node) -> list[str] | None:
+        """Components of a node's path if it and all its ancestors are live, else None."""
+        parts: list[str] = []
+        cur: Node | None = node
+        while cur is not None and cur.parent_id is not None:
+            if cur.trashed_at is not None:
+                return None
+            parts.append(cur.name)
+            cur = s.get(Node, cur.parent_id)
+        return parts[::-1] if cur is not None else None

@@ -1,0 +1,64 @@
+"""WebDAV dead properties, keyed by node id (a MOVE needs no property work)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+
+from davdrive.errors import (
+    NotFound,
+)
+from davdrive.metadata.schema import (
+    DeadProperty,
+    Node,
+)
+from davdrive.service.core import IN_BATCH, DriveCore
+from davdrive.service.paths import join
+from davdrive.service.types import (
+    Principal,
+)
+
+
+class Properties:
+    """Dead properties of nodes."""
+
+    def __init__(self, core: DriveCore) -> None:
+        self.core = core
+
+    def get_dead_props(self, p: Principal, node_ids: Sequence[int]) -> dict[int, dict[str, bytes]]:
+        """Property name (Clark notation) -> raw XML value, for many nodes in one query."""
+        owner = self.core.authorize(p)
+        out: dict[int, dict[str, bytes]] = {nid: {} for nid in node_ids}
+        ids = list(out)
+        with self.core.db.read() as s:
+            for i in range(0, len(ids), IN_BATCH):
+                rows = s.execute(
+                    select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
+                    .join(Node, Node.id == DeadProperty.node_id)
+                    .where(DeadProperty.node_id.in_(ids[i : i + IN_BATCH]), Node.user_id == owner)
+                )
+                for row in rows:
+                    out[row.node_id][row.name] = row.value
+        return out
+
+    def set_dead_prop(self, p: Principal, node_id: int, name: str, value: bytes | None) -> None:
+        """Set (or remove, with None) one dead property; journalled as ``props_changed`` (RFC
+        6578 reports a member whose properties changed)."""
+        owner = self.core.authorize(p, write=True)
+        with self.core.mutation() as s:
+            user = self.core.lock_account(s, owner)
+            node = s.get(Node, node_id)
+            if node is None or node.user_id != owner:
+                raise NotFound("no such node")
+            parts = self.core.live_path(s, node)
+            if parts is not None:
+                self.core.guard(s, user, p, nodes=[join(parts)])
+                self.core.journal(s, user, p, "props_changed", node, join(parts))
+            s.execute(
+                delete(DeadProperty).where(
+                    DeadProperty.node_id == node_id, DeadProperty.name == name
+                )
+            )
+            if value is not None:
+                s.add(DeadProperty(node_id=node_id, name=name, value=bytes(value)))
