@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +24,7 @@ from davdrive.api.util import (
 )
 
 bp = Blueprint("files", __name__)
+log = logging.getLogger(__name__)
 READ_BLOCK = 1 << 20
 
 
@@ -37,20 +41,60 @@ def _revision_json(v: Any) -> dict[str, Any]:
     }
 
 
+def _revisions_cursor(version_id: int) -> str:
+    return base64.urlsafe_b64encode(f"rev:{version_id}".encode()).decode().rstrip("=")
+
+
+def _revisions_before(cursor: str | None) -> int | None:
+    """The version id a ``list_revisions`` cursor continues below (``BadRequest`` if bad)."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, number = text.partition(":")
+        if kind != "rev" or not number.isdigit():
+            raise ValueError(text)
+        return int(number)
+    except (ValueError, binascii.Error):
+        raise errors.BadRequest(
+            "invalid 'cursor' (pass the one the previous page returned)"
+        ) from None
+
+
 @bp.get("/files/list_revisions")
 def list_revisions() -> Any:
+    """Newest first, ``limit`` per page; ``cursor`` (from the previous page) continues."""
     path = arg_path()
     limit = int_arg(request.args.get("limit"), "limit", default=20, lo=1, hi=1000)
-    versions = drive().list_versions(principal(), path, limit=limit)
-    return jsonify({"path": path, "revisions": [_revision_json(v) for v in versions]})
+    before = _revisions_before(request.args.get("cursor"))
+    versions = drive().list_versions(principal(), path, limit=limit + 1, before=before)
+    has_more = len(versions) > limit
+    versions = versions[:limit]
+    cursor = _revisions_cursor(versions[-1].id) if has_more else None
+    return jsonify(
+        {
+            "path": path,
+            "revisions": [_revision_json(v) for v in versions],
+            "has_more": has_more,
+            "cursor": cursor,
+        }
+    )
 
 
-def _stream(reader: Any, start: int, length: int) -> Iterator[bytes]:
+def _stream(reader: Any, first: bytes, length: int, what: str) -> Iterator[bytes]:
+    """``first`` (already read and verified), then the rest of ``length`` bytes. A block that
+    fails its check mid-stream is logged and raised: the server then drops the connection, so
+    the client sees a short body, never a clean end."""
     try:
-        reader.seek(start)
-        left = length
+        left = length - len(first)
+        if first:
+            yield first
         while left > 0:
-            data = reader.read(min(READ_BLOCK, left))
+            try:
+                data = reader.read(min(READ_BLOCK, left))
+            except errors.IntegrityError:
+                log.error("download of %s broke off with %d bytes left", what, left, exc_info=True)
+                raise
             if not data:
                 break
             left -= len(data)
@@ -61,6 +105,10 @@ def _stream(reader: Any, start: int, length: int) -> Iterator[bytes]:
 
 @bp.get("/files/download")
 def download() -> Any:
+    """The content of a file's current (or ``rev``) version; Range requests answer 206.
+
+    The first block to be sent is read (decrypted and authenticated) before the headers: a
+    damaged one answers 500 ``integrity_error`` instead of a 200 with a cut-off body."""
     path = arg_path()
     rev = request.args.get("rev")
     version_id = rev_arg(rev) if rev is not None else None
@@ -82,8 +130,19 @@ def download() -> Any:
         start, stop = bounds
         length, status = stop - start, 206
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    what = f"{path} (rev {version_id})" if version_id is not None else path
+    try:
+        reader.seek(start)
+        first = reader.read(min(READ_BLOCK, length)) if length else b""
+    except errors.IntegrityError:
+        reader.close()
+        log.error("download of %s refused: a block failed its check", what, exc_info=True)
+        raise
+    except BaseException:
+        reader.close()
+        raise
     headers["Content-Length"] = str(length)
-    return Response(_stream(reader, start, length), status=status, headers=headers)
+    return Response(_stream(reader, first, length, what), status=status, headers=headers)
 
 
 @bp.post("/files/restore")

@@ -211,7 +211,8 @@ OPENAPI: dict[str, Any] = {
     "paths": {
         "/api/v1/files/list_revisions": {
             "get": {
-                "summary": "Revisions of a file, newest first",
+                "summary": "Revisions of a file, newest first, a page at a time",
+                "description": "When `has_more` is true, pass `cursor` to get the next page.",
                 "parameters": [
                     PATH_Q,
                     {
@@ -219,8 +220,36 @@ OPENAPI: dict[str, Any] = {
                         "in": "query",
                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                     },
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "description": "The `cursor` of the previous page (opaque)",
+                        "schema": {"type": "string"},
+                    },
                 ],
-                "responses": {"200": _ok("Revisions"), **STD_ERRORS},
+                "responses": {
+                    "200": {
+                        "description": "One page of revisions",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "allOf": [
+                                        {"$ref": "#/components/schemas/Revisions"},
+                                        {
+                                            "type": "object",
+                                            "required": ["has_more", "cursor"],
+                                            "properties": {
+                                                "has_more": {"type": "boolean"},
+                                                "cursor": {"type": ["string", "null"]},
+                                            },
+                                        },
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    **STD_ERRORS,
+                },
             }
         },
         "/api/v1/files/download": {
