@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -286,6 +287,38 @@ def device_add(login: str, name: str) -> None:
     click.echo(f"device {device_id} ({name}) for {login}")
     click.echo(f"app password: {app_password}")
     click.echo(f"token: {token}")
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "never"
+
+
+@device.command("list")
+@common_options
+@click.argument("login", required=False)
+def device_list(login: str | None) -> None:
+    """List the devices of one account, or of all."""
+    with _opened_app() as app:
+        devices = app.accounts.list_devices(login)
+    click.echo(
+        f"{'ID':>6} {'LOGIN':<20} {'NAME':<24} {'CREATED':<16} {'LAST SEEN':<16} {'CURSOR':>8}"
+    )
+    for d in devices:
+        click.echo(
+            f"{d.id:>6} {d.login:<20} {d.name:<24} {_when(d.created):<16} "
+            f"{_when(d.last_seen):<16} {d.last_cursor:>8}"
+        )
+
+
+@device.command("revoke")
+@common_options
+@click.argument("login")
+@click.argument("device_name", metavar="DEVICE")
+def device_revoke(login: str, device_name: str) -> None:
+    """Delete a device (by name or numeric id): its app password and token stop working."""
+    with _opened_app() as app:
+        d = app.accounts.revoke_device(login, device_name)
+    click.echo(f"revoked device {d.id} ({d.name}) of {d.login}")
 
 
 # -- maintenance ----------------------------------------------------------------------------------

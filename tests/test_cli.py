@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from davdrive import errors
 from davdrive.app import build_app
 from davdrive.cli import main
 from davdrive.config import load_config
@@ -133,6 +134,53 @@ def test_fsck_exit_code_on_damage(data):
     assert "damaged: 1" in out
     # --no-verify only checks presence: the tampered block is present
     run(data, "fsck", "--no-verify")
+
+
+def test_device_list_and_revoke(data):
+    run(data, "user", "add", "alice", "--password-stdin", input="alice-pw\n")
+    run(data, "user", "add", "bob", "--password-stdin", input="bob-pw\n")
+    out = run(data, "device", "add", "alice", "laptop").output
+    laptop_pw = out.split("app password: ")[1].split()[0]
+    laptop_token = out.split("token: ")[1].split()[0]
+    run(data, "device", "add", "alice", "phone")
+    run(data, "device", "add", "bob", "tablet")
+    app = open_app(data)
+    try:  # the laptop has been seen
+        assert app.accounts.authenticate("alice", laptop_pw).device_id is not None
+    finally:
+        app.close()
+
+    lines = run(data, "device", "list").output.splitlines()
+    assert lines[0].split() == ["ID", "LOGIN", "NAME", "CREATED", "LAST", "SEEN", "CURSOR"]
+    rows = [line.split() for line in lines[1:]]
+    assert [(r[1], r[2]) for r in rows] == [("alice", "laptop"), ("alice", "phone"),
+                                            ("bob", "tablet")]  # fmt: skip
+    by_name = {r[2]: r for r in rows}
+    assert by_name["phone"][-2:] == ["never", "0"]  # never seen, cursor 0
+    assert by_name["laptop"][-2] != "never"
+    bobs = run(data, "device", "list", "bob").output.splitlines()[1:]
+    assert [line.split()[2] for line in bobs] == ["tablet"]
+
+    # by name, then by numeric id
+    out = run(data, "device", "revoke", "alice", "laptop").output
+    assert out.strip() == f"revoked device {by_name['laptop'][0]} (laptop) of alice"
+    out = run(data, "device", "revoke", "alice", by_name["phone"][0], before=False).output
+    assert "(phone) of alice" in out
+    assert "alice" not in run(data, "device", "list").output.split("\n", 1)[1]
+    app = open_app(data)
+    try:
+        with pytest.raises(errors.DriveError):
+            app.accounts.authenticate("alice", laptop_pw)
+        with pytest.raises(errors.DriveError):
+            app.accounts.authenticate_token(laptop_token)
+    finally:
+        app.close()
+
+    # another account's device, an unknown device or login: one line, status 1
+    result = run(data, "device", "revoke", "alice", "tablet", code=1)
+    assert "Traceback" not in result.output and result.output.startswith("Error: ")
+    run(data, "device", "revoke", "ghost", "x", code=1)
+    run(data, "device", "list", "ghost", code=1)
 
 
 def _block_files(data: Path) -> set[Path]:

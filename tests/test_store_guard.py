@@ -27,6 +27,8 @@ NEEDS_A_STORE = [
     ("user", "quota", "x", "1GB"),
     ("user", "delete", "x", "--yes"),
     ("device", "add", "x", "phone"),
+    ("device", "list"),
+    ("device", "revoke", "x", "phone"),
     ("usage",),
     ("fsck",),
     ("key", "rotate"),
