@@ -13,11 +13,10 @@ from davdrive.metadata.schema import (
     Block,
     FileVersion,
     Node,
-    UploadBlock,
-    UploadSession,
     User,
     VersionBlock,
 )
+from davdrive.service.references import referenced_keys
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -85,23 +84,18 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
     resumable upload) older than the grace period; it never touches referenced data."""
     report = FsckReport()
     backend = drive.store.backend
-    known_keys: set[str] = set()
     bad_ids: list[int] = []
     with drive.db.read() as s:
         rows = s.execute(
             select(Block.id, Block.user_id, Block.hash, Block.object_key).order_by(Block.user_id)
         ).all()
-        staged = set(s.scalars(select(UploadBlock.object_key)))
-        staged.update(
-            s.scalars(select(UploadSession.tail_key).where(UploadSession.tail_key.is_not(None)))
-        )
+        referenced = referenced_keys(s)
         used = select(VersionBlock.block_id)
         report.unreferenced_blocks = int(
             s.scalar(select(func.count()).select_from(Block).where(Block.id.not_in(used))) or 0
         )
     bad_keys: dict[int, str] = {}
     for row in rows:
-        known_keys.add(row.object_key)
         report.blocks_checked += 1
         if not backend.exists(row.object_key):
             report.missing.append(row.object_key)
@@ -130,7 +124,7 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
             report.affected = _affected_files(s, bad_keys)
     cutoff = time.time() - ORPHAN_GRACE
     for obj in backend.list():
-        if obj.key not in known_keys and obj.key not in staged:
+        if obj.key not in referenced:
             report.orphans.append(obj.key)
             if repair and obj.mtime < cutoff:
                 backend.delete(obj.key)

@@ -18,14 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from davdrive.blockstore import blockformat
 from davdrive.blockstore.chunker import Chunker
 from davdrive.blockstore.store import BlockRef, IngestResult
 from davdrive.errors import BadRequest, Conflict, IntegrityError, NotFound
-from davdrive.metadata.schema import Block, UploadBlock, UploadSession
+from davdrive.metadata.schema import UploadBlock, UploadSession
 from davdrive.service.paths import join, split_path
+from davdrive.service.references import referenced_keys
 
 if TYPE_CHECKING:
     from davdrive.service.drive import Drive
@@ -367,31 +368,15 @@ class ResumableUploads:
         return staged
 
     def _reclaim(self, user_id: int, staged: list[tuple[str | None, str | None]]) -> None:
-        """Delete staged objects that no block row and no other session refers to."""
-        for h, key in staged:
-            if not h or not key:
-                continue
-            with self.drive.db.read() as s:
-                used = (
-                    s.scalar(
-                        select(func.count())
-                        .select_from(Block)
-                        .where(Block.user_id == user_id, Block.hash == h)
-                    )
-                    or s.scalar(
-                        select(func.count())
-                        .select_from(UploadBlock)
-                        .join(UploadSession, UploadSession.id == UploadBlock.session_id)
-                        .where(UploadSession.user_id == user_id, UploadBlock.hash == h)
-                    )
-                    or s.scalar(
-                        select(func.count())
-                        .select_from(UploadSession)
-                        .where(UploadSession.user_id == user_id, UploadSession.tail_hash == h)
-                    )
-                )
-            if not used:
-                self.drive.store.backend.delete(key)
+        """Delete staged objects nothing refers to any more (``service.references``)."""
+        del user_id  # object keys are per account already
+        keys = {key for h, key in staged if h and key}
+        if not keys:
+            return
+        with self.drive.db.read() as s:
+            used = referenced_keys(s, keys)
+        for key in sorted(keys - used):
+            self.drive.store.backend.delete(key)
 
 
 class _TimedLock:
