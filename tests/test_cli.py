@@ -259,7 +259,36 @@ def test_readme_starts_with_serve_and_test_commands_and_ci_runs_the_latter():
     serve_cmd = blocks[0]
     assert serve_cmd.endswith("pip install . && davdrive serve") and "venv" in serve_cmd
     test_cmd = blocks[1]
-    assert test_cmd.endswith("python -m pytest") and "litmus rclone cadaver" in test_cmd
+    assert test_cmd.endswith("python -m pytest -n 2") and "litmus rclone cadaver" in test_cmd
+    for cmd in (serve_cmd, test_cmd):  # root without sudo (a container) and users with sudo
+        assert cmd.startswith("$(command -v sudo) apt-get update && ")
+        assert " sudo " not in f" {cmd} ".replace("$(command -v sudo)", "")
     ci = (root / ".ci" / "run").read_text()
-    assert test_cmd in ci.splitlines() and "export CI=true" in ci
+    lines = ci.splitlines()
+    assert test_cmd in lines and "export CI=true" in ci
     assert "set -euxo pipefail" in ci
+    assert "sudo()" not in ci  # no shim: the README's command works as it is
+    lint = [lines.index(c) for c in ("ruff check .", "ruff format --check .", "lint-imports")]
+    assert max(lint) < lines.index(test_cmd)  # lint before the long test run
+    extras = (root / "setup.cfg").read_text().split("[options.extras_require]")[1]
+    assert "pytest-xdist" in extras.split("[tool:pytest]")[0]
+
+
+def test_readme_commands_need_no_sudo_as_root(tmp_path):
+    """``$(command -v sudo)`` expands to nothing without sudo (root in a container) and to sudo
+    otherwise; checked with a shell whose PATH has no sudo, then a stand-in sudo."""
+    import shutil
+
+    probe = "$(command -v sudo) echo ran"
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "echo").symlink_to(shutil.which("echo"))
+    sh = shutil.which("sh")
+    out = subprocess.run([sh, "-euc", probe], env={"PATH": str(bare)}, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout == "ran\n"
+    (bare / "sudo").write_text('#!/bin/sh\nprintf "via sudo: "; exec "$@"\n')
+    (bare / "sudo").chmod(0o755)
+    out = subprocess.run([sh, "-euc", probe], env={"PATH": str(bare)}, capture_output=True,
+                         text=True, check=True)  # fmt: skip
+    assert out.stdout == "via sudo: ran\n"
