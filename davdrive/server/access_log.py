@@ -140,6 +140,12 @@ class _Input:
         args = () if size is None or size < 0 else (size,)
         return self._call(self._stream.readline, size, *args)
 
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        """Read into ``buffer`` (through ``read``, so the count and the checks apply)."""
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
     def readlines(self, hint: int = -1) -> list[bytes]:
         """All lines (``hint`` as in ``io``)."""
         lines, total = [], 0

@@ -185,3 +185,115 @@ def test_log_target_scrubs_secrets():
     assert log_target({"PATH_INFO": "/dav/a b/\xc3\xa9", "QUERY_STRING": ""}) == (
         "/dav/a%20b/%C3%A9"
     )
+
+
+# -- the middleware in-process -------------------------------------------------------------------
+def _call(app, environ: dict | None = None):
+    """Run ``AccessLog(app)`` like a server: (status, body, raised exception or None)."""
+    import io
+    import logging
+
+    from davdrive.server.access_log import AccessLog
+
+    stream = io.StringIO()
+    access = logging.getLogger("test.access")
+    access.handlers[:] = [logging.StreamHandler(stream)]
+    access.propagate = False
+    access.setLevel(logging.INFO)
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/x", "REMOTE_ADDR": "10.0.0.1",
+           "wsgi.input": io.BytesIO(b""), **(environ or {})}  # fmt: skip
+    seen: list[str] = []
+
+    def start_response(status, headers, exc_info=None):
+        if seen and exc_info is None:
+            raise RuntimeError("start_response called twice")
+        seen.append(status)
+        return lambda data: None
+
+    result = AccessLog(app, access)(env, start_response)
+    body, error = b"", None
+    try:
+        for chunk in result:
+            body += chunk
+    except Exception as exc:  # noqa: BLE001
+        error = exc
+    finally:
+        result.close()
+    return seen[-1], body, error, stream.getvalue()
+
+
+def test_middleware_turns_an_early_exception_into_a_logged_500(caplog):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        raise KeyError("boom")
+        yield b""  # pragma: no cover
+
+    status, body, error, access = _call(app)
+    assert status.startswith("500") and error is None and body
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info and "GET /x failed" in record.getMessage()
+    assert " 10.0.0.1 - GET /x 500 " in access
+
+    def eager(environ, start_response):
+        raise KeyError("at once")
+
+    caplog.clear()
+    status, body, error, access = _call(eager)
+    assert status.startswith("500") and error is None and body
+    assert [r.levelname for r in caplog.records] == ["ERROR"] and caplog.records[0].exc_info
+
+
+def test_middleware_drops_the_connection_when_the_body_fails_midway(caplog):
+    from davdrive.server.access_log import ResponseAborted
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "10")])
+        yield b"12345"
+        raise OSError("disk gone")
+
+    status, body, error, access = _call(app)
+    assert status.startswith("200") and body == b"12345"
+    assert isinstance(error, ResponseAborted)
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.exc_info and "aborted after 5 bytes" in record.getMessage()
+    assert " GET /x 200 5 " in access
+
+
+def test_middleware_logs_a_handled_5xx_with_its_message_and_507_as_warning(caplog):
+    def failing(code: str, message: bytes):
+        def app(environ, start_response):
+            start_response(code, [("Content-Type", "application/json")])
+            return [message]
+
+        return app
+
+    _call(failing("500 Internal Server Error", b'{"error": {"message": "block x damaged"}}'))
+    _call(failing("507 Insufficient Storage", b'{"error": {"message": "over quota"}}'))
+    _call(failing("404 Not Found", b"no"))
+    got = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "davdrive.server"]
+    assert got == [
+        ("ERROR", 'GET /x answered 500 Internal Server Error: {"error": {"message": '
+                  '"block x damaged"}}'),
+        ("WARNING", 'GET /x answered 507 Insufficient Storage: {"error": {"message": '
+                    '"over quota"}}'),
+    ]  # fmt: skip
+
+
+def test_middleware_reports_a_short_request_body_once(caplog):
+    import io
+
+    def app(environ, start_response):
+        while environ["wsgi.input"].read(4):
+            pass
+        start_response("400 Bad Request", [])
+        return [b"incomplete"]
+
+    env = {"REQUEST_METHOD": "PUT", "CONTENT_LENGTH": "100", "wsgi.input": io.BytesIO(b"x" * 10)}
+    status, _body, _error, access = _call(app, env)
+    assert status.startswith("400")
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    assert record.getMessage() == (
+        "client 10.0.0.1 (-) disconnected during PUT /x after 10 of 100 body bytes; answered 400"
+    )
+    assert " PUT /x 400 10 " in access
