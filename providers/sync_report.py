@@ -74,7 +74,7 @@ class SyncReportMiddleware(BaseMiddleware):
         if p is None:
             return _status(start_response, "401 Unauthorized", b"", "text/plain")
         parts = [x for x in environ.get("PATH_INFO", "").split("/") if x]
-        if not parts or parts[0] != p.login or any(x in (".", "..") for x in parts):
+        if not parts or parts[0].lower() != p.login or any(x in (".", "..") for x in parts):
             return _status(start_response, "404 Not Found", b"", "text/plain")
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)

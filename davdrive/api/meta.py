@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from davdrive.api import openapi_tree
 from davdrive.protocol import CHUNK_PARAMS
 
 bp = Blueprint("meta", __name__)
@@ -484,6 +485,9 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+OPENAPI["paths"].update(openapi_tree.PATHS)
 
 
 @bp.get("/openapi.json")

@@ -36,6 +36,10 @@ def test_openapi_contract(live_server):
         # spend minutes waiting; test_api.py checks its answers against this same schema.
         "--exclude-path",
         "/api/v1/longpoll",
+        # tus PATCH bodies are application/offset+octet-stream, which schemathesis cannot
+        # generate; tuspy drives that route in test_api.py.
+        "--exclude-operation-id",
+        "tusPatch",
         "--max-examples",
         "50",
         "--request-timeout",

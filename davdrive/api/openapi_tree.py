@@ -1,0 +1,327 @@
+"""OpenAPI entries of the namespace routes (``files/list`` … ``/account``) and of tus 1.0 at
+``/api/v1/uploads``; ``meta.OPENAPI`` merges them. ``tests/api/test_openapi_routes.py`` checks
+that every served route and method is documented, so the document cannot drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+NODE_REF = {"$ref": "#/components/schemas/Node"}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+PATH_Q = {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}
+TUS_HEADER = {
+    "name": "Tus-Resumable",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string", "enum": ["1.0.0"]},
+}
+SID = {"name": "sid", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(ERROR_REF, description)
+
+
+ERRORS = {
+    "400": _err("bad input"),
+    "401": _err("not authenticated"),
+    "403": _err("not allowed (the root, or missing rights)"),
+    "404": _err("not found"),
+    "409": _err("conflict (a file or folder in the way, or the parent is missing)"),
+    "423": _err("locked: send the lock token (If: (<token>) or Lock-Token)"),
+    "429": _err("too many failed logins"),
+}
+PRECONDITION = {"412": _err("if_rev / If-Match does not match, or the destination exists")}
+IF_MATCH = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+LOCK_TOKEN = {"name": "Lock-Token", "in": "header", "schema": {"type": "string"}}
+ENTRY = {
+    "allOf": [
+        NODE_REF,
+        {
+            "type": "object",
+            "required": ["id", "permissions"],
+            "properties": {
+                "id": {"type": "string"},
+                "permissions": {
+                    "type": "array",
+                    "items": {"enum": ["read", "write", "create", "delete", "share"]},
+                },
+            },
+        },
+    ]
+}
+LISTING = {
+    "type": "object",
+    "required": ["path", "entries", "has_more", "cursor"],
+    "properties": {
+        "path": {"type": "string"},
+        "entries": {"type": "array", "items": ENTRY},
+        "has_more": {"type": "boolean"},
+        "cursor": {"type": ["string", "null"]},
+        "changes_cursor": {"type": ["string", "null"]},
+    },
+}
+TRANSFER_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["from", "to"],
+                "properties": {
+                    "from": {"type": "string", "minLength": 1},
+                    "to": {"type": "string", "minLength": 1},
+                    "overwrite": {"type": "boolean"},
+                    "if_rev": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+TRANSFERRED = {
+    "allOf": [
+        ENTRY,
+        {
+            "type": "object",
+            "required": ["replaced"],
+            "properties": {"replaced": {"type": "boolean"}},
+        },
+    ]
+}
+PATH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["path"],
+                "properties": {
+                    "path": {"type": "string", "minLength": 1},
+                    "if_rev": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+NO_CONTENT = {"description": "done (tus headers: Upload-Offset, Tus-Resumable)"}
+
+PATHS: dict[str, Any] = {
+    "/api/v1/openapi.json": {
+        "get": {
+            "summary": "This document (OpenAPI 3.1)",
+            "security": [],
+            "responses": {"200": _json({"type": "object"})},
+        }
+    },
+    "/api/v1/files/list": {
+        "get": {
+            "summary": "Members of a folder by name, or (recursive) every entry below it",
+            "description": "Pages: pass `cursor` while `has_more`. A recursive listing is "
+            "ordered by path (a folder before its members); its last page gives "
+            "`changes_cursor`, the journal position to follow `/changes` from (the answer to a "
+            "410 reset).",
+            "parameters": [
+                PATH_Q,
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2000},
+                },
+                {"name": "recursive", "in": "query", "schema": {"type": "boolean"}},
+            ],
+            "responses": {"200": _json(LISTING), **ERRORS},
+        }
+    },
+    "/api/v1/files/create_folder": {
+        "post": {
+            "summary": "Create a folder",
+            "parameters": [LOCK_TOKEN],
+            "requestBody": PATH_BODY,
+            "responses": {"201": _json(ENTRY, "created"), **ERRORS},
+        }
+    },
+    "/api/v1/files/delete": {
+        "post": {
+            "summary": "Move a file or folder to the trash",
+            "parameters": [IF_MATCH, LOCK_TOKEN],
+            "requestBody": PATH_BODY,
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["path", "trashed"],
+                        "properties": {"path": {"type": "string"}, "trashed": {"type": "boolean"}},
+                    }
+                ),
+                **ERRORS,
+                **PRECONDITION,
+            },
+        }
+    },
+    "/api/v1/files/move": {
+        "post": {
+            "summary": "Rename or move (a file over a file becomes its new revision)",
+            "parameters": [IF_MATCH, LOCK_TOKEN],
+            "requestBody": TRANSFER_BODY,
+            "responses": {
+                "200": _json(TRANSFERRED, "moved over an existing item"),
+                "201": _json(TRANSFERRED, "moved"),
+                **ERRORS,
+                **PRECONDITION,
+            },
+        }
+    },
+    "/api/v1/files/copy": {
+        "post": {
+            "summary": "Copy (no data is copied: blocks are shared)",
+            "parameters": [IF_MATCH, LOCK_TOKEN],
+            "requestBody": TRANSFER_BODY,
+            "responses": {
+                "200": _json(TRANSFERRED, "copied over an existing item"),
+                "201": _json(TRANSFERRED, "copied"),
+                "507": _err("over quota"),
+                **ERRORS,
+                **PRECONDITION,
+            },
+        }
+    },
+    "/api/v1/account": {
+        "get": {
+            "summary": "Login, quota and what the bytes are spent on",
+            "description": "`used` (what the quota counts) is the current files; `usage` "
+            "splits logical bytes into current files, older revisions and trash; `stored` is "
+            "what the account's blocks take in the store after dedup and compression.",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["login", "quota", "used", "available", "usage", "devices"],
+                        "properties": {
+                            "login": {"type": "string"},
+                            "quota": {"type": "integer"},
+                            "used": {"type": "integer"},
+                            "available": {"type": "integer"},
+                            "usage": {
+                                "type": "object",
+                                "required": ["current", "history", "trash"],
+                                "properties": {
+                                    "current": {"type": "integer"},
+                                    "history": {"type": "integer"},
+                                    "trash": {"type": "integer"},
+                                },
+                            },
+                            "stored": {"type": "integer"},
+                            "devices": {"type": "integer"},
+                        },
+                    }
+                ),
+                **ERRORS,
+            },
+        }
+    },
+    "/api/v1/uploads": {
+        "options": {
+            "summary": "tus 1.0 discovery: Tus-Version, Tus-Extension, Tus-Max-Size",
+            "security": [],
+            "responses": {"204": NO_CONTENT},
+        },
+        "post": {
+            "summary": "tus creation: open a resumable upload (Location names the session)",
+            "description": "The target path comes from `?path=` or the Upload-Metadata key "
+            "`path` (base64, tus style); `mtime` (seconds) may ride along.",
+            "parameters": [
+                TUS_HEADER,
+                {
+                    "name": "Upload-Length",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                {"name": "Upload-Metadata", "in": "header", "schema": {"type": "string"}},
+                {"name": "path", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "201": {"description": "created (Location, Upload-Offset: 0, Upload-Expires)"},
+                "412": _err("unsupported Tus-Resumable version"),
+                "413": _err("over the file size limit"),
+                "507": _err("over quota"),
+                **ERRORS,
+            },
+        },
+    },
+    "/api/v1/uploads/{sid}": {
+        "head": {
+            "summary": "tus: the session's Upload-Offset (where to resume)",
+            "parameters": [SID, TUS_HEADER],
+            "responses": {
+                "200": {"description": "Upload-Offset, Upload-Length"},
+                "412": _err("unsupported Tus-Resumable version"),
+                **ERRORS,
+            },
+        },
+        "get": {
+            "summary": "The session as JSON (path, length, offset)",
+            "parameters": [SID],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["id", "path", "length", "offset", "status"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "path": {"type": "string"},
+                            "length": {"type": "integer"},
+                            "offset": {"type": "integer"},
+                            "status": {"type": "string"},
+                        },
+                    }
+                ),
+                **ERRORS,
+            },
+        },
+        "patch": {
+            "operationId": "tusPatch",
+            "summary": "tus: append bytes at Upload-Offset; the last append commits the file",
+            "parameters": [
+                SID,
+                TUS_HEADER,
+                {
+                    "name": "Upload-Offset",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                {"name": "Upload-Checksum", "in": "header", "schema": {"type": "string"}},
+                LOCK_TOKEN,
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/offset+octet-stream": {"schema": {}}},
+            },
+            "responses": {
+                "204": NO_CONTENT,
+                "412": _err("unsupported Tus-Resumable version, or the file changed"),
+                "415": _err("Content-Type must be application/offset+octet-stream"),
+                "460": _err("checksum mismatch"),
+                "507": _err("over quota or out of disk"),
+                **ERRORS,
+            },
+        },
+        "delete": {
+            "summary": "tus termination: cancel the upload (its staged blocks are reclaimed)",
+            "parameters": [SID, TUS_HEADER],
+            "responses": {
+                "204": NO_CONTENT,
+                "412": _err("unsupported Tus-Resumable version"),
+                **ERRORS,
+            },
+        },
+    },
+}
+
+__all__ = ["PATHS"]
