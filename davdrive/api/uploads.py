@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from davdrive import errors
 from davdrive.api.errors import error_response
 from davdrive.api.util import drive, int_arg, principal
+from davdrive.service.timestamps import parse_mtime
 from davdrive.service.uploads import ChecksumMismatch, ResumableUploads, SessionInfo
 
 bp = Blueprint("uploads", __name__)
@@ -75,7 +76,7 @@ def create_session(path: str | None) -> Any:
     path = path or meta.get("path")
     if not path:
         raise errors.BadRequest("give ?path= or Upload-Metadata 'path'")
-    mtime = float(meta["mtime"]) if meta.get("mtime", "").replace(".", "", 1).isdigit() else None
+    mtime = parse_mtime(meta["mtime"], "Upload-Metadata mtime") if "mtime" in meta else None
     info = _uploads().create(
         principal(),
         path if path.startswith("/") else "/" + path,

@@ -30,6 +30,7 @@ from davdrive.metadata.schema import (
 from davdrive.metadata.upsert import insert_ignore
 from davdrive.service.core import IN_BATCH, DriveCore, etag
 from davdrive.service.paths import join, parent_and_name
+from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import (
     NodeInfo,
     Principal,
@@ -252,7 +253,7 @@ class Content:
             block_ids = self._register_blocks(s, owner, result, now)
             created = node is None
             conn = s.connection()  # plain statements below: no unit-of-work flushes
-            vtime = mtime if mtime is not None else now
+            vtime = parse_mtime(mtime) if mtime is not None else now
             if node is None:
                 node_id = conn.execute(
                     _INSERT_NODE,

@@ -42,6 +42,7 @@ from davdrive.service import access
 from davdrive.service.access import Perm
 from davdrive.service.locks import check_write
 from davdrive.service.paths import join, split_path
+from davdrive.service.timestamps import shown_mtime
 from davdrive.service.types import (
     NodeInfo,
     Principal,
@@ -83,7 +84,7 @@ MEMBER_COLUMNS = (
 def member(row: Any, parent_id: int | None, path: str) -> NodeInfo:
     """A ``NodeInfo`` from a row of ``MEMBER_COLUMNS``."""
     if row.is_dir:
-        etag = f"d{row.id:x}-{int(row.mtime * 1000):x}"
+        etag = f"d{row.id:x}-{int(shown_mtime(row.mtime) * 1000):x}"
     elif row.current_version_id is None:
         etag = f"p{row.id:x}"
     else:
@@ -99,7 +100,7 @@ def member(row: Any, parent_id: int | None, path: str) -> NodeInfo:
         row.content_hash,
         row.current_version_id,
         etag,
-        row.mtime,
+        shown_mtime(row.mtime),
         row.created_at,
         row.status,
     )
@@ -125,7 +126,7 @@ def check_expect(node: Node, expect: Expect | None) -> None:
 
 def etag(node: Node) -> str:
     if node.is_dir:
-        return f"d{node.id:x}-{int(node.mtime * 1000):x}"
+        return f"d{node.id:x}-{int(shown_mtime(node.mtime) * 1000):x}"
     if node.current_version_id is None:
         return f"p{node.id:x}"
     return f"{node.id:x}-{node.current_version_id:x}"
@@ -250,7 +251,7 @@ class DriveCore:
             content_hash=version.content_hash if version is not None else None,
             version_id=node.current_version_id,
             etag=etag(node),
-            mtime=node.mtime,
+            mtime=shown_mtime(node.mtime),
             created=node.created_at,
             status=node.status,
         )

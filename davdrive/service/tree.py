@@ -23,6 +23,7 @@ from davdrive.metadata.schema import (
 from davdrive.service.core import MEMBER_COLUMNS, DriveCore, Expect, check_expect, member
 from davdrive.service.locks import drop_locks
 from davdrive.service.paths import join, parent_and_name, split_path
+from davdrive.service.timestamps import parse_mtime
 from davdrive.service.trash import Trash
 from davdrive.service.types import (
     NodeInfo,
@@ -368,6 +369,6 @@ class Tree:
             user = self.core.lock_account(s, owner)
             node, parts = self.core.require(s, owner, path)
             self.core.guard(s, user, p, nodes=[join(parts)])
-            node.mtime = float(mtime)
+            node.mtime = parse_mtime(mtime)
             self.core.journal(s, user, p, "updated", node, join(parts))
             return self.core.info(s, node, join(parts))

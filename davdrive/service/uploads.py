@@ -27,6 +27,7 @@ from davdrive.errors import BadRequest, Conflict, IntegrityError, NotFound
 from davdrive.metadata.schema import UploadBlock, UploadSession
 from davdrive.service.paths import join, split_path
 from davdrive.service.references import referenced_keys
+from davdrive.service.timestamps import parse_mtime
 
 if TYPE_CHECKING:
     from davdrive.service.drive import Drive
@@ -83,6 +84,8 @@ class ResumableUploads:
         """Open a session; checks path, parent, size limit and quota now (413/507/409)."""
         if length < 0:
             raise BadRequest("Upload-Length must be >= 0")
+        if mtime is not None:
+            mtime = parse_mtime(mtime)
         path = join(split_path(path))
         if path == "/":
             raise BadRequest("cannot upload to the root")

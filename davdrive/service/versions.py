@@ -24,6 +24,7 @@ from davdrive.metadata.schema import (
 )
 from davdrive.service.core import DriveCore
 from davdrive.service.paths import join
+from davdrive.service.timestamps import shown_mtime
 from davdrive.service.types import (
     NodeInfo,
     Principal,
@@ -186,7 +187,7 @@ class Versions:
                     node_id=v.node_id,
                     size=v.size,
                     content_hash=v.content_hash,
-                    mtime=v.mtime,
+                    mtime=shown_mtime(v.mtime),
                     created=v.created_at,
                     author_user_id=v.author_user_id,
                     author_device_id=v.author_device_id,
