@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -44,16 +46,41 @@ def principal() -> Principal:
 def arg_path(name: str = "path") -> str:
     value = request.args.get(name)
     if value is None and request.is_json:
-        value = (request.get_json(silent=True) or {}).get(name)
+        try:
+            value = json_body().get(name)
+        except errors.BadRequest:
+            value = None
     if not isinstance(value, str) or not value:
         raise errors.BadRequest(f"'{name}' is required")
     return value if value.startswith("/") else "/" + value
 
 
+MAX_JSON = 1 << 20
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text}")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
 def json_body() -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > 1 << 20:
+    """The request's JSON object (≤ 1 MiB). Anything else — malformed, nested past Python's
+    recursion limit, NaN/Infinity, numbers that overflow a float — is a 400, never a 500."""
+    if request.content_length is not None and request.content_length > MAX_JSON:
         raise errors.BadRequest("JSON body larger than 1 MiB")
-    body = request.get_json(silent=True)
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_JSON:
+        raise errors.BadRequest("JSON body larger than 1 MiB")
+    try:
+        body = json.loads(raw, parse_float=_finite, parse_constant=_no_constant)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise errors.BadRequest("expected a JSON object body") from None
     if not isinstance(body, dict):
         raise errors.BadRequest("expected a JSON object body")
     return body
@@ -64,9 +91,11 @@ def int_arg(value: Any, name: str, *, default: int | None = None, lo: int = 0, h
         if default is None:
             raise errors.BadRequest(f"'{name}' is required")
         return default
+    if isinstance(value, bool):
+        raise errors.BadRequest(f"'{name}' must be an integer")
     try:
         n = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise errors.BadRequest(f"'{name}' must be an integer") from None
     if not lo <= n <= hi:
         raise errors.BadRequest(f"'{name}' must be between {lo} and {hi}")
