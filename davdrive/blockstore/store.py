@@ -96,6 +96,10 @@ class BlockStore:
         self.backend.put(okey, blob)
         return BlockRef(h, okey, offset, len(data), len(blob), True)
 
+    def has_object(self, object_key: str) -> bool:
+        """Whether the backend holds the object (dedup checks this before skipping a write)."""
+        return self.backend.exists(object_key)
+
     def read_block(self, keys: AccountKeys, block_hash: str, object_key: str) -> bytes:
         """Fetch, authenticate, decompress and verify one block (``IntegrityError``)."""
         try:

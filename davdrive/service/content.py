@@ -28,7 +28,7 @@ from davdrive.metadata.schema import (
     VersionBlock,
 )
 from davdrive.metadata.upsert import insert_ignore
-from davdrive.service.core import IN_BATCH, DriveCore, etag
+from davdrive.service.core import IN_BATCH, LOST, DriveCore, etag
 from davdrive.service.paths import join, parent_and_name
 from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import (
@@ -354,6 +354,18 @@ class Content:
                 }
         if new_rows:
             insert_ignore(s, Block, list(new_rows.values()), ["user_id", "hash"])
+            # Blocks stored again because fsck had marked them lost: their rows are whole again.
+            hashes = list(new_rows)
+            for i in range(0, len(hashes), IN_BATCH):
+                s.execute(
+                    update(Block)
+                    .where(
+                        Block.user_id == owner,
+                        Block.hash.in_(hashes[i : i + IN_BATCH]),
+                        Block.tier == LOST,
+                    )
+                    .values(tier="hot", last_access=now)
+                )
         wanted = sorted({ref.hash for ref in result.blocks})
         ids: dict[str, int] = {}
         for i in range(0, len(wanted), IN_BATCH):

@@ -58,8 +58,9 @@ _CHILD = select(Node).where(
 
 _LOCK_ACCOUNT = select(User).where(User.id == bindparam("uid")).with_for_update()
 
-_HAS_BLOCK = select(Block.id).where(
-    Block.user_id == bindparam("uid"), Block.hash == bindparam("hash")
+LOST = "lost"  # block.tier of a block whose object fsck found missing or damaged
+_HAS_BLOCK = select(Block.object_key).where(
+    Block.user_id == bindparam("uid"), Block.hash == bindparam("hash"), Block.tier != LOST
 )
 
 _ROOT_ID = select(User.root_id).where(User.id == bindparam("uid"))
@@ -189,9 +190,13 @@ class DriveCore:
         return keys
 
     def has_block(self, user_id: int, block_hash: str) -> bool:
+        """Whether the account holds this block (dedup may skip storing it): a block row that
+        fsck has not marked lost, whose object is still in the store. A block whose object
+        went missing is stored again by the next upload that contains it (it heals)."""
         with self.db.read() as s:
-            row = s.connection().execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash})
-            return row.first() is not None
+            key = s.connection().execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash})
+            key = key.scalar()
+        return key is not None and self.store.has_object(key)
 
     def authorize(self, p: Principal, write: bool = False) -> int:
         """Return the account whose namespace ``p`` acts on, as the access rule grants it."""

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from davdrive.errors import IntegrityError
 from davdrive.metadata.schema import (
@@ -16,6 +16,7 @@ from davdrive.metadata.schema import (
     User,
     VersionBlock,
 )
+from davdrive.service.core import LOST
 from davdrive.service.references import referenced_keys
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class FsckReport:
     unreferenced_blocks: int = 0  # block rows no version uses (GC candidates)
     versions_affected: int = 0  # versions that use a missing or damaged block
     repaired: int = 0
+    marked_lost: int = 0  # bad blocks marked so the next upload of their content stores them
     block_ids: dict[str, str] = field(default_factory=dict)  # bad object key -> block id
     affected: dict[str, list[AffectedFile]] = field(default_factory=dict)  # bad key -> files
 
@@ -75,13 +77,20 @@ class FsckReport:
             f"damaged: {len(self.damaged)}; orphan objects: {len(self.orphans)}; "
             f"unreferenced blocks: {self.unreferenced_blocks}; "
             f"versions affected: {self.versions_affected}; repaired: {self.repaired}"
+            + (
+                f"; marked lost: {self.marked_lost} (uploading the affected files again "
+                "restores them)"
+                if self.marked_lost
+                else ""
+            )
         )
 
 
 def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckReport:
     """Walk every block row (reading and authenticating it when ``verify``) and every stored
     object. ``repair`` deletes orphan objects (referenced by no block row and no unfinished
-    resumable upload) older than the grace period; it never touches referenced data."""
+    resumable upload) older than the grace period, and marks missing or damaged blocks lost so
+    that the next upload containing them stores them again; it never deletes referenced data."""
     report = FsckReport()
     backend = drive.store.backend
     bad_ids: list[int] = []
@@ -122,6 +131,11 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
                 or 0
             )
             report.affected = _affected_files(s, bad_keys)
+    if repair and bad_ids:
+        with drive.db.write() as s:
+            for i in range(0, len(bad_ids), 500):
+                s.execute(update(Block).where(Block.id.in_(bad_ids[i : i + 500])).values(tier=LOST))
+        report.marked_lost = len(bad_ids)
     cutoff = time.time() - ORPHAN_GRACE
     for obj in backend.list():
         if obj.key not in referenced:
