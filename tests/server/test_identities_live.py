@@ -61,7 +61,8 @@ def test_passwd_counts_on_the_very_next_request(live_server):
 
 def test_user_delete_counts_on_the_very_next_request(live_server):
     srv = live_server
-    assert requests.put(srv.dav("bob") + "b.txt", data=b"bob", auth=srv.auth("bob")).status_code
+    r = requests.put(srv.dav("bob") + "b.txt", data=b"bob", auth=srv.auth("bob"))
+    assert r.status_code == 201
     assert propfind(srv.dav("bob"), auth=srv.auth("bob")) == 207
     srv.cli("user", "delete", "bob", "--yes")
     assert propfind(srv.dav("bob"), auth=srv.auth("bob")) == 401
