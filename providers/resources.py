@@ -446,7 +446,12 @@ class FolderResource(_NodeMixin, DAVCollection):
             return FileResource(self.provider, path, dpath, None, self.environ)
         self._check_locks("0")  # creating a member changes a depth-0-locked parent
         with dav_errors():
-            node = self.drive.write_file(self.principal, dpath, b"", create_only=True)
+            try:
+                node = self.drive.write_file(self.principal, dpath, b"", create_only=True)
+            except errors.PreconditionFailed:
+                # A concurrent request created it first: lock that file (the lock rule then
+                # answers 423 if that request holds it) rather than failing with 412.
+                node = self.drive.stat(self.principal, dpath)
         forget_nodes(self.environ)
         return FileResource(self.provider, path, dpath, node, self.environ)
 

@@ -38,7 +38,9 @@ class AccountStore:
     def create_account(
         self, login: str, password_hash: str, *, quota: int | None = None, is_admin: bool = False
     ) -> Principal:
-        """Create a user with a wrapped data key and an empty root folder. ``AlreadyExists``."""
+        """Create a user with a wrapped data key and an empty root folder. ``AlreadyExists``.
+        The login is stored in its canonical (lowercase) form."""
+        login = login.lower()
         now = time.time()
         with self.core.db.write() as s:
             if s.scalar(select(User.id).where(User.login == login)) is not None:

@@ -10,6 +10,7 @@ by ``cleanup`` (a periodic job).
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import threading
 import time
@@ -18,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.orm import Session
 
 from davdrive.errors import Locked
@@ -112,6 +113,38 @@ def drop_locks(s: Session, login: str, path: str) -> None:
             | DavLock.root.like(like_prefix(url.rstrip("/") + "/"), escape="\\")
         )
     )
+
+
+def _serialize_namespace(s: Session, root: str) -> None:
+    """On PostgreSQL, take a transaction-scoped advisory lock for the home (``/dav/<login>``)
+    that ``root`` lies in; on SQLite the write transaction is exclusive already."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    home = "/".join(root.split("/")[:3])
+    key = int.from_bytes(hashlib.blake2b(home.encode(), digest_size=8).digest(), "big", signed=True)
+    s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _conflicting(s: Session, root: str, scope: str, depth: str) -> str | None:
+    """The root of a live lock that a new ``scope``/``depth`` lock on ``root`` conflicts with
+    (RFC 4918 §6.1: anything but two shared locks, on the node, an ancestor locked with depth
+    infinity, or, for a depth-infinity lock, a descendant), or None."""
+    above = _ancestors(root)
+    conditions = [DavLock.root == root, DavLock.root.in_(above)]
+    if depth == "infinity":
+        conditions.append(DavLock.root.like(like_prefix(root.rstrip("/") + "/"), escape="\\"))
+    rows = s.execute(
+        select(DavLock.root, DavLock.scope, DavLock.depth).where(
+            or_(*conditions), DavLock.expire >= time.time()
+        )
+    ).all()
+    for other_root, other_scope, other_depth in rows:
+        if scope == "shared" and other_scope == "shared":
+            continue
+        if other_root in above and other_depth != "infinity":
+            continue
+        return other_root
+    return None
 
 
 def _ancestors(root: str) -> list[str]:
@@ -238,6 +271,12 @@ class LockRepo:
             raise ValueError("invalid lock scope or depth")
         self._invalidate()
         with self.db.write() as s:
+            # The database decides conflicts, so two processes never both grant an exclusive
+            # lock: writers of one namespace queue here (SQLite: BEGIN IMMEDIATE already).
+            _serialize_namespace(s, root)
+            clash = _conflicting(s, root, lock["scope"], lock["depth"])
+            if clash is not None:
+                raise Locked(f"{clash} is already locked", root=clash)
             s.add(
                 DavLock(
                     token=lock["token"],
