@@ -47,7 +47,6 @@ class Drive:
             max_file_size=max_file_size,
             bus=bus,
         )
-        self.db, self.store, self.keyring, self.bus = core.db, core.store, keyring, core.bus
         self.accounts = AccountStore(core)
         self.versions = Versions(core)
         self.trash = Trash(core)
@@ -90,6 +89,27 @@ class Drive:
         # dead properties
         self.get_dead_props = self.properties.get_dead_props
         self.set_dead_prop = self.properties.set_dead_prop
+
+    @property
+    def db(self) -> Database:
+        return self.core.db
+
+    @property
+    def store(self) -> BlockStore:
+        return self.core.store
+
+    @property
+    def keyring(self) -> KeyRing:
+        return self.core.keyring
+
+    @property
+    def bus(self) -> Bus:
+        """The notification bus (settable: a test or a process may swap it in)."""
+        return self.core.bus
+
+    @bus.setter
+    def bus(self, value: Bus) -> None:
+        self.core.bus = value
 
     @property
     def max_file_size(self) -> int:
