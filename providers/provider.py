@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import re
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from dataclasses import replace
@@ -161,8 +162,12 @@ class DriveProvider(DAVProvider):
             res = self.get_resource_inst(environ["PATH_INFO"], environ)
             if res is not None and res.is_collection:
                 return _folder_page(res, start_response, head=method == "HEAD")
-        elif method in ("MOVE", "COPY") and environ.get("HTTP_DESTINATION"):
+        elif method in ("MOVE", "COPY"):
+            if not str(environ.get("HTTP_DESTINATION", "")).strip():
+                raise DAVError(HTTP_BAD_REQUEST, "MOVE and COPY need a Destination header")
             self._check_destination(environ)
+        if environ.get("HTTP_IF") is not None and not valid_if_header(environ["HTTP_IF"]):
+            raise DAVError(HTTP_BAD_REQUEST, "malformed If header")
         if (
             method in IF_MATCH_METHODS
             and environ.get("HTTP_IF_MATCH")
@@ -230,6 +235,56 @@ class DriveProvider(DAVProvider):
                 raise DAVError(HTTP_BAD_REQUEST, f"malformed XML body: {exc}") from None
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+
+
+_IF_TOKEN = re.compile(r"\s*(?:(<[^<>]*>)|(\[[^\]]*\])|(\()|(\))|(not)\b)", re.IGNORECASE)
+
+
+def valid_if_header(value: str) -> bool:
+    """Whether an ``If`` header follows RFC 4918 §10.4 (a malformed one must not be ignored:
+    WsgiDAV would then apply a conditional write unconditionally).
+
+    If = 1*No-tag-list | 1*Tagged-list; Tagged-list = Resource-Tag 1*List;
+    List = "(" 1*Condition ")"; Condition = ["Not"] (Coded-URL | "[" entity-tag "]").
+    """
+    pos, text = 0, value.strip()
+    tokens: list[str] = []
+    while pos < len(text):
+        m = _IF_TOKEN.match(text, pos)
+        if m is None or m.end() == pos:
+            return False
+        tokens.append(m.group(0).strip())
+        pos = m.end()
+    if not tokens:
+        return False
+    tagged = tokens[0].startswith("<")
+    i, lists = 0, 0
+    while i < len(tokens):
+        if tagged:
+            if not tokens[i].startswith("<"):
+                return False
+            i += 1
+        count = 0
+        while i < len(tokens) and tokens[i] == "(":
+            i += 1
+            conditions = 0
+            while i < len(tokens) and tokens[i] != ")":
+                if tokens[i].lower() == "not":
+                    i += 1
+                if i >= len(tokens) or tokens[i][0] not in "<[":
+                    return False
+                conditions += 1
+                i += 1
+            if i >= len(tokens) or conditions == 0:
+                return False
+            i += 1  # ")"
+            count += 1
+        if count == 0:
+            return False
+        lists += count
+        if not tagged and i < len(tokens):
+            return False
+    return lists > 0
 
 
 def _folder_page(res: Any, start_response: Callable, *, head: bool) -> list[bytes]:
