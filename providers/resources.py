@@ -337,7 +337,11 @@ class FileResource(_NodeMixin, DAVNonCollection):
         return True
 
     def get_content(self) -> BinaryIO:
+        """The bytes of the version whose length and ETag the headers carry (a PUT racing
+        this GET must not mix another version's body under them)."""
         with dav_errors():
+            if self.node is not None and self.node.version_id is not None:
+                return self.drive.open_version(self.principal, self.node.version_id)
             return self.drive.open_reader(self.principal, self.dpath)
 
     def begin_write(self, *, content_type: str | None = None) -> _BodyWriter:

@@ -425,17 +425,30 @@ class Content:
             version = s.get(FileVersion, vid) if vid is not None else None
             if version is None or version.node_id != node.id:
                 raise NotFound("no such version")
-            manifest = [
-                (row.hash, row.object_key, row.offset, row.size)
-                for row in s.execute(
-                    select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size)
-                    .join(Block, Block.id == VersionBlock.block_id)
-                    .where(VersionBlock.version_id == version.id)
-                    .order_by(VersionBlock.seq)
-                )
-            ]
-            size = version.size
-        return self.core.store.open_reader(self.core.account_keys(owner), manifest, size)
+            return self._reader(s, owner, version)
+
+    def open_version(self, p: Principal, version_id: int) -> BinaryIO:
+        """A reader over exactly one version, wherever its file is now: a response whose
+        headers (length, ETag) came from that version sends that version's bytes, even when a
+        write replaced it meanwhile. ``NotFound`` if the principal cannot read it."""
+        owner = self.core.authorize(p)
+        with self.core.db.read() as s:
+            version = s.get(FileVersion, version_id)
+            if version is None or version.user_id != owner:
+                raise NotFound("no such version")
+            return self._reader(s, owner, version)
+
+    def _reader(self, s: Session, owner: int, version: FileVersion) -> BinaryIO:
+        manifest = [
+            (row.hash, row.object_key, row.offset, row.size)
+            for row in s.execute(
+                select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size)
+                .join(Block, Block.id == VersionBlock.block_id)
+                .where(VersionBlock.version_id == version.id)
+                .order_by(VersionBlock.seq)
+            )
+        ]
+        return self.core.store.open_reader(self.core.account_keys(owner), manifest, version.size)
 
     def read_bytes(self, p: Principal, path: str, *, version_id: int | None = None) -> bytes:
         reader = self.open_reader(p, path, version_id=version_id)

@@ -76,6 +76,7 @@ class Drive:
         self.begin_upload = self.content.begin_upload
         self.write_file = self.content.write_file
         self.open_reader = self.content.open_reader
+        self.open_version = self.content.open_version
         self.read_bytes = self.content.read_bytes
         # versions
         self.list_versions = self.versions.list_versions
