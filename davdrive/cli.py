@@ -21,8 +21,7 @@ import click
 
 from davdrive import errors
 from davdrive.app import App, StoreError, build_app, init_store, safe_url
-from davdrive.blockstore.keys import ENV_MASTER_KEY
-from davdrive.config import Config, load_config, parse_size
+from davdrive.config import ENV_MASTER_KEY, Config, load_config, parse_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+ENV_MASTER_KEY = "DAVDRIVE_MASTER_KEY"  # the current master key, base64 (instead of the file)
+
 GiB = 1 << 30
 DEFAULT_QUOTA = 10 * 10**9  # 10 GB, as the issue states it (decimal, like Dropbox/Nextcloud quotas)
 MAX_FILE_SIZE = 10 * 10**9
@@ -38,6 +40,11 @@ class Config:
     journal_retention_days: float = 90.0  # older changes are pruned; older cursors get 410
     upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def embedded_metadata(self) -> bool:
+        """Whether the metadata is an SQLite file (one server per data directory)."""
+        return (self.database_url or "sqlite").split(":", 1)[0].split("+", 1)[0] == "sqlite"
 
     def resolved(self) -> Config:
         """Fill the URL defaults that depend on the data directory."""

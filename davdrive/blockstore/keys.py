@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from davdrive.config import ENV_MASTER_KEY
 from davdrive.errors import IntegrityError
 
-ENV_MASTER_KEY = "DAVDRIVE_MASTER_KEY"
 KEY_BYTES = 32
 
 

@@ -17,12 +17,11 @@ from collections import defaultdict
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from davdrive import errors
-from davdrive.metadata.schema import User
 from davdrive.notify.postgres import _dsn, channel_for
 from davdrive.service.auth import principal_from_header
+from davdrive.service.changes import Changes
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT = 120
@@ -71,14 +70,11 @@ WAITERS: web.AppKey[Waiters] = web.AppKey("waiters", Waiters)
 def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Application:
     """The aiohttp app over ``services`` (a built ``davdrive.app.App``)."""
     waiters = Waiters()
-    db = services.db
+
+    feed = Changes(services.drive)
 
     def heads(accounts: list[int]) -> list[tuple[int, int]]:
-        with db.read() as s:
-            return [
-                (r.id, r.change_seq)
-                for r in s.execute(select(User.id, User.change_seq).where(User.id.in_(accounts)))
-            ]
+        return list(feed.heads(accounts).items())
 
     def head(account: int) -> int:
         return dict(heads([account])).get(account, 0)

@@ -42,7 +42,6 @@ from typing import Any
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.ssl.builtin import BuiltinSSLAdapter
-from sqlalchemy.engine import make_url
 
 from davdrive import errors
 from davdrive.app import App
@@ -92,7 +91,7 @@ def lock_data_dir(data_dir: str | os.PathLike[str]) -> int:
 
 def lock_for(config: Config) -> int | None:
     """``lock_data_dir`` for embedded (SQLite) metadata; None (no lock) with PostgreSQL."""
-    if make_url(config.database_url).get_backend_name() != "sqlite":
+    if not config.embedded_metadata:
         return None
     return lock_data_dir(config.data_dir)
 
