@@ -326,7 +326,9 @@ def device_revoke(login: str, device_name: str) -> None:
 @click.option(
     "--repair",
     is_flag=True,
-    help="Delete orphan objects (stored, referenced by nothing) older than a day.",
+    help="Delete orphan objects (referenced by nothing) older than a day and crash leftovers "
+    "(.tmp) older than an hour; mark missing or damaged blocks lost so the next upload of "
+    "their files stores them again.",
 )
 @click.option("--no-verify", is_flag=True, help="Check presence only; do not decrypt blocks.")
 def fsck(repair: bool, no_verify: bool) -> None:
@@ -343,6 +345,8 @@ def fsck(repair: bool, no_verify: bool) -> None:
                 click.echo(f"    {f.describe()}")
             if not files:
                 click.echo("    used by no file version")
+    for key in report.leftovers:
+        click.echo(f"crash leftover: {key}")
     if not report.ok:
         sys.exit(1)
 

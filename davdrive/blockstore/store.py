@@ -96,6 +96,10 @@ class BlockStore:
         self.backend.put(okey, blob)
         return BlockRef(h, okey, offset, len(data), len(blob), True)
 
+    def delete_object(self, object_key: str) -> None:
+        """Remove a stored object (the caller made sure nothing refers to it)."""
+        self.backend.delete(object_key)
+
     def has_object(self, object_key: str) -> bool:
         """Whether the backend holds the object (dedup checks this before skipping a write)."""
         return self.backend.exists(object_key)
@@ -209,19 +213,24 @@ class Ingest:
         refs = [fut.result() for fut in self._futures]
         return IngestResult(self.bytes_received, self._sha_hexdigest(), refs)
 
-    def abort(self) -> None:
-        """Stop; blocks already stored stay as orphans until garbage collection."""
+    def abort(self) -> list[str]:
+        """Stop; return the object keys this stream newly wrote (nothing refers to them: the
+        caller reclaims them, see ``service.references``)."""
         self._closed = True
         for sha in self._sha_pending:
             sha.cancel()
         for fut in self._futures:
             fut.cancel()
+        written = []
         for fut in self._futures:
             if not fut.cancelled():
                 try:
-                    fut.result()
+                    ref = fut.result()
                 except Exception:  # noqa: BLE001 - aborting anyway
-                    pass
+                    continue
+                if ref.new:
+                    written.append(ref.object_key)
+        return written
 
 
 SHA_OFFLOAD_MIN = 64 << 10  # smaller pieces cost less to hash than to hand over

@@ -9,9 +9,24 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from davdrive.errors import InsufficientStorage
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_FULL = 13  # SQLite's result code for "database or disk is full"
+PG_DISK_FULL = "53100"
+
+
+def disk_full(exc: OperationalError) -> bool:
+    """Whether a database error means the disk (or the quota) is full, on SQLite or PG."""
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return True
+    if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+        return True
+    return "database or disk is full" in str(orig)
 
 
 class Database:
@@ -60,9 +75,15 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """One write transaction: committed when the block ends, rolled back on an exception."""
-        with self._write_lock, self._write() as session, session.begin():
-            yield session
+        """One write transaction: committed when the block ends, rolled back on an exception.
+        A database out of disk space raises ``InsufficientStorage`` (507), not a 500."""
+        try:
+            with self._write_lock, self._write() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            if disk_full(exc):
+                raise InsufficientStorage("the metadata database is out of disk space") from exc
+            raise
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision (creates it on an empty database)."""

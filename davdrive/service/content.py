@@ -132,7 +132,7 @@ class Upload:
         ``PreconditionFailed`` when the head moved away from ``expected_etag`` (compare-and-swap
         inside the transaction), ``ParentNotFound`` if the folder vanished meanwhile,
         ``QuotaExceeded`` (atomic check), ``Conflict`` if a folder now stands at the path.
-        Blocks written by an upload that does not commit stay as orphans for GC.
+        The blocks of an upload that does not commit are reclaimed at once.
         """
         if self._done:
             raise BadRequest("upload already finished")
@@ -147,21 +147,27 @@ class Upload:
             self.abort()
             raise
         self._done = True
-        return self._content.commit_version(
-            self._p,
-            self._owner_id,
-            self.path,
-            result,
-            mtime=mtime,
-            expected_etag=self._expected_etag,
-            create_only=self._create_only,
-        )
+        try:
+            return self._content.commit_version(
+                self._p,
+                self._owner_id,
+                self.path,
+                result,
+                mtime=mtime,
+                expected_etag=self._expected_etag,
+                create_only=self._create_only,
+            )
+        except BaseException:
+            # Refused at commit (412, 423, 507, ...): what it stored is referenced by nothing.
+            written = [ref.object_key for ref in result.blocks if ref.new]
+            self._content.core.reclaim(self._owner_id, written)
+            raise
 
     def abort(self) -> None:
-        """Discard the upload; idempotent."""
+        """Discard the upload and reclaim the blocks it stored; idempotent."""
         if not self._done:
             self._done = True
-            self._ingest.abort()
+            self._content.core.reclaim(self._owner_id, self._ingest.abort())
 
 
 class Content:
@@ -352,6 +358,11 @@ class Content:
                     "created_at": now,
                     "last_access": now,
                 }
+        for row in new_rows.values():
+            # A reclaim (of another upload of the same block that was refused) may have
+            # removed the object after this upload stored it: never commit a missing block.
+            if not self.core.store.has_object(row["object_key"]):
+                raise Conflict("a stored block vanished during the upload; please retry")
         if new_rows:
             insert_ignore(s, Block, list(new_rows.values()), ["user_id", "hash"])
             # Blocks stored again because fsck had marked them lost: their rows are whole again.

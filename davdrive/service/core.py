@@ -8,6 +8,7 @@ and appends its ``change`` rows; the bus hears of it after the commit.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from davdrive.blockstore.keys import AccountKeys, KeyRing
@@ -35,6 +36,7 @@ from davdrive.metadata.schema import (
     FileVersion,
     Node,
     User,
+    VersionBlock,
 )
 from davdrive.notify.base import Bus
 from davdrive.notify.memory import MemoryBus
@@ -42,6 +44,7 @@ from davdrive.service import access
 from davdrive.service.access import Perm
 from davdrive.service.locks import check_write
 from davdrive.service.paths import join, split_path
+from davdrive.service.references import referenced_keys
 from davdrive.service.timestamps import shown_mtime
 from davdrive.service.types import (
     NodeInfo,
@@ -197,6 +200,41 @@ class DriveCore:
             key = s.connection().execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash})
             key = key.scalar()
         return key is not None and self.store.has_object(key)
+
+    def reclaim(self, owner_id: int, object_keys: Iterable[str]) -> int:
+        """Delete the objects among ``object_keys`` that nothing refers to (the blocks of an
+        upload that was refused or aborted, or freed by a purge); returns how many.
+
+        Runs under the account's row lock, so no commit of the account can adopt an object
+        while it goes; a commit that stored the same block meanwhile finds it gone and asks
+        its client to retry (``Content.commit_version`` checks its new blocks)."""
+        keys = set(object_keys)
+        if not keys:
+            return 0
+        with self.db.write() as s:
+            with contextlib.suppress(NotFound):
+                self.lock_account(s, owner_id)
+            unused = sorted(keys - referenced_keys(s, keys))
+            for key in unused:
+                self.store.delete_object(key)
+        return len(unused)
+
+    def drop_unused_blocks(self, s: Session, block_ids: Iterable[int]) -> list[str]:
+        """Inside a write transaction: delete the block rows among ``block_ids`` that no version
+        uses any more; return their object keys, for ``reclaim`` once the transaction has
+        committed (deleting objects before would lose data if the transaction rolled back)."""
+        ids = sorted(set(block_ids))
+        freed: list[str] = []
+        for i in range(0, len(ids), IN_BATCH):
+            batch = ids[i : i + IN_BATCH]
+            used = select(VersionBlock.block_id).where(VersionBlock.block_id.in_(batch))
+            rows = s.execute(
+                select(Block.id, Block.object_key).where(Block.id.in_(batch), Block.id.not_in(used))
+            ).all()
+            if rows:
+                s.execute(delete(Block).where(Block.id.in_([r.id for r in rows])))
+                freed += [r.object_key for r in rows]
+        return freed
 
     def authorize(self, p: Principal, write: bool = False) -> int:
         """Return the account whose namespace ``p`` acts on, as the access rule grants it."""

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # in the commit), so repair leaves it alone: a single upload must finish within a day.
 # Resumable uploads are safe at any age: their blocks are listed in upload_block.
 ORPHAN_GRACE = 24 * 3600.0
+# A .tmp file this old is no put in progress (a put writes one block of <= 4 MiB and renames).
+LEFTOVER_GRACE = 3600.0
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class FsckReport:
     missing: list[str] = field(default_factory=list)  # object keys referenced but absent
     damaged: list[str] = field(default_factory=list)  # present but failing GCM/id checks
     orphans: list[str] = field(default_factory=list)  # stored but referenced by no block row
+    leftovers: list[str] = field(default_factory=list)  # partial writes a crash left behind
     unreferenced_blocks: int = 0  # block rows no version uses (GC candidates)
     versions_affected: int = 0  # versions that use a missing or damaged block
     repaired: int = 0
@@ -75,6 +78,7 @@ class FsckReport:
         return (
             f"blocks checked: {self.blocks_checked}; missing: {len(self.missing)}; "
             f"damaged: {len(self.damaged)}; orphan objects: {len(self.orphans)}; "
+            f"crash leftovers: {len(self.leftovers)}; "
             f"unreferenced blocks: {self.unreferenced_blocks}; "
             f"versions affected: {self.versions_affected}; repaired: {self.repaired}"
             + (
@@ -137,6 +141,11 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
                 s.execute(update(Block).where(Block.id.in_(bad_ids[i : i + 500])).values(tier=LOST))
         report.marked_lost = len(bad_ids)
     cutoff = time.time() - ORPHAN_GRACE
+    for left in backend.leftovers():
+        report.leftovers.append(left.key)
+        if repair and left.mtime < time.time() - LEFTOVER_GRACE:
+            backend.remove_leftover(left.key)
+            report.repaired += 1
     for obj in backend.list():
         if obj.key not in referenced:
             report.orphans.append(obj.key)

@@ -96,8 +96,10 @@ class Trash:
             return self.core.info(s, node, path)
 
     def purge_trash(self, p: Principal, item_id: int | None = None) -> int:
-        """Delete one trashed item (or all); returns how many top items were purged."""
+        """Delete one trashed item (or all) for good; returns how many top items were purged.
+        Blocks no other version uses are freed at once (their space comes back)."""
         owner = self.core.authorize(p, write=True)
+        freed: list[str] = []
         with self.core.mutation() as s:
             self.core.lock_account(s, owner)
             query = select(Node).where(Node.user_id == owner, Node.trashed_at.is_not(None))
@@ -111,9 +113,14 @@ class Trash:
                 tree = tree.union_all(select(Node.id).where(Node.parent_id == tree.c.id))
                 ids = select(tree.c.id)
                 versions = select(FileVersion.id).where(FileVersion.node_id.in_(ids))
+                used = s.scalars(
+                    select(VersionBlock.block_id).where(VersionBlock.version_id.in_(versions))
+                ).all()
                 s.execute(delete(VersionBlock).where(VersionBlock.version_id.in_(versions)))
                 s.execute(delete(FileVersion).where(FileVersion.node_id.in_(ids)))
                 s.execute(delete(DeadProperty).where(DeadProperty.node_id.in_(ids)))
                 # Children first is not needed: node.parent_id cascades on delete.
                 s.execute(delete(Node).where(Node.id == top.id))
-            return len(tops)
+                freed += self.core.drop_unused_blocks(s, used)
+        self.core.reclaim(owner, freed)
+        return len(tops)

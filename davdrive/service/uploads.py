@@ -26,7 +26,6 @@ from davdrive.blockstore.store import BlockRef, IngestResult
 from davdrive.errors import BadRequest, Conflict, IntegrityError, NotFound
 from davdrive.metadata.schema import UploadBlock, UploadSession
 from davdrive.service.paths import join, split_path
-from davdrive.service.references import referenced_keys
 from davdrive.service.timestamps import parse_mtime
 
 if TYPE_CHECKING:
@@ -242,9 +241,14 @@ class ResumableUploads:
             tail = chunker.pending()
             tail_ref = None
             if tail:
-                h = blockformat.block_hash(tail)
-                tail_ref = store._store(keys, h, tail, 0, False)
+                tail_ref = store.put_block(keys, tail)
             with self.drive.db.write() as s:
+                # Under the account lock, like a reclaim: blocks that vanished meanwhile (a
+                # refused upload of the same content reclaimed them) are never recorded.
+                self.drive.core.lock_account(s, p.user_id)
+                stored = [r for r in [*refs, tail_ref] if r is not None and r.new]
+                if any(not store.has_object(r.object_key) for r in stored):
+                    raise Conflict("a stored block vanished meanwhile; send this part again")
                 done = s.execute(
                     update(UploadSession)
                     .where(UploadSession.id == sid, UploadSession.offset == offset)
@@ -371,15 +375,8 @@ class ResumableUploads:
         return staged
 
     def _reclaim(self, user_id: int, staged: list[tuple[str | None, str | None]]) -> None:
-        """Delete staged objects nothing refers to any more (``service.references``)."""
-        del user_id  # object keys are per account already
-        keys = {key for h, key in staged if h and key}
-        if not keys:
-            return
-        with self.drive.db.read() as s:
-            used = referenced_keys(s, keys)
-        for key in sorted(keys - used):
-            self.drive.store.backend.delete(key)
+        """Delete staged objects nothing refers to any more (``DriveCore.reclaim``)."""
+        self.drive.core.reclaim(user_id, [key for h, key in staged if h and key])
 
 
 class _TimedLock:

@@ -38,6 +38,14 @@ class BlockBackend(abc.ABC):
     def list(self) -> Iterator[ObjectInfo]:
         """Every stored object (used by fsck and garbage collection)."""
 
+    def leftovers(self) -> Iterator[ObjectInfo]:
+        """Partial writes a crash left behind (not objects; ``key`` names them for
+        ``remove_leftover``). None for a backend whose writes are atomic."""
+        return iter(())
+
+    def remove_leftover(self, key: str) -> None:  # noqa: B027 - optional hook
+        """Delete one of ``leftovers``."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 

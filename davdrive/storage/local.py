@@ -89,6 +89,28 @@ class LocalBackend(BlockBackend):
                     st = entry.stat()
                     yield ObjectInfo(entry.name, st.st_size, st.st_mtime)
 
+    def leftovers(self) -> Iterator[ObjectInfo]:
+        """``.tmp`` files a crash left beside the objects (a put in progress has one too: the
+        caller only removes those older than its grace period)."""
+        for top in sorted(self.root.iterdir()):
+            if not top.is_dir():
+                continue
+            for mid in sorted(top.iterdir()):
+                if not mid.is_dir():
+                    continue
+                for entry in os.scandir(mid):
+                    if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                        st = entry.stat()
+                        rel = f"{top.name}/{mid.name}/{entry.name}"
+                        yield ObjectInfo(rel, st.st_size, st.st_mtime)
+
+    def remove_leftover(self, key: str) -> None:
+        """Delete one of ``leftovers`` (``ab/cd/.<key>.<uuid>.tmp``)."""
+        parts = key.split("/")
+        if len(parts) != 3 or not parts[2].endswith(".tmp") or ".." in parts:
+            raise ValueError(f"not a leftover: {key!r}")
+        (self.root / key).unlink(missing_ok=True)
+
 
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
