@@ -39,7 +39,7 @@ from davdrive.service.versions import Versions
 
 PLACEHOLDER_WINDOW = 60.0
 
-_BLOCK_IDS = select(Block.hash, Block.id).where(
+_BLOCK_IDS = select(Block.hash, Block.id, Block.tier).where(
     Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
 )
 
@@ -365,28 +365,21 @@ class Content:
                 raise Conflict("a stored block vanished during the upload; please retry")
         if new_rows:
             insert_ignore(s, Block, list(new_rows.values()), ["user_id", "hash"])
-            # Blocks stored again because fsck had marked them lost: their rows are whole again.
-            hashes = list(new_rows)
-            for i in range(0, len(hashes), IN_BATCH):
-                s.execute(
-                    update(Block)
-                    .where(
-                        Block.user_id == owner,
-                        Block.hash.in_(hashes[i : i + IN_BATCH]),
-                        Block.tier == LOST,
-                    )
-                    .values(tier="hot", last_access=now)
-                )
         wanted = sorted({ref.hash for ref in result.blocks})
         ids: dict[str, int] = {}
+        healed: list[int] = []
         for i in range(0, len(wanted), IN_BATCH):
             batch = wanted[i : i + IN_BATCH]
             for row in s.connection().execute(_BLOCK_IDS, {"uid": owner, "hashes": batch}):
                 ids[row.hash] = row.id
+                if row.tier == LOST and row.hash in new_rows:
+                    healed.append(row.id)  # stored again by this upload: whole once more
         if len(ids) != len(wanted):
             # A deduplicated block was collected between the check and the commit: the caller
             # must send the file again (GC's grace period makes this all but impossible).
             raise Conflict("a stored block vanished during the upload; please retry")
+        if healed:
+            s.execute(update(Block).where(Block.id.in_(healed)).values(tier="hot", last_access=now))
         return ids
 
     def write_file(

@@ -33,7 +33,7 @@ from davdrive.service.types import (
 
 HANDOVER_WINDOW = 120.0
 
-HANDOVER_SCAN = 1000  # journal rows looked back at (bounded, by primary key)
+HANDOVER_SCAN = 200  # journal rows looked back at (a bounded primary-key range per new file)
 
 _VERSION_SIZE = select(FileVersion.size).where(FileVersion.id == bindparam("vid"))
 
