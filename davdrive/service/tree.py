@@ -153,6 +153,14 @@ class Tree:
             self.core.journal(s, user, p, "created", node, full)
             return self.core.info(s, node, full)
 
+    def _source(self, s: Session, owner: int, parts: list[str], expect: Expect | None) -> Node:
+        """The node a move or copy starts from (``NotFound``; ``PreconditionFailed``)."""
+        node = self.core.resolve(s, owner, parts)
+        if node is None:
+            raise NotFound(f"{join(parts)} not found")
+        check_expect(node, expect)
+        return node
+
     def _take_destination(
         self,
         s: Session,
@@ -192,23 +200,12 @@ class Tree:
         itself; ``Locked`` without the tokens of the locks on source or destination.
         """
         owner = self.core.authorize(p, write=True)
-        src_parts, dst_parts = split_path(src), split_path(dst)
-        if not src_parts or not dst_parts:
-            raise PermissionDenied("the root cannot be moved or replaced")
-        if dst_parts[: len(src_parts)] == src_parts:
-            if dst_parts == src_parts:
-                raise PermissionDenied("source and destination are the same")
-            raise Conflict("cannot move a folder into itself")
-        if src_parts[: len(dst_parts)] == dst_parts:
-            raise Conflict("cannot replace a folder that contains the source")
+        src_parts, dst_parts = _transfer_parts(src, dst, "move")
         src_path, dst_path = join(src_parts), join(dst_parts)
         now = time.time()
         with self.core.mutation() as s:
             user = self.core.lock_account(s, owner)
-            node = self.core.resolve(s, owner, src_parts)
-            if node is None:
-                raise NotFound(f"{src_path} not found")
-            check_expect(node, expect)
+            node = self._source(s, owner, src_parts, expect)
             old_parent = s.get(Node, node.parent_id)
             parent, existing = self._take_destination(s, user, p, owner, dst_parts, overwrite, node)
             self.core.guard(
@@ -268,23 +265,12 @@ class Tree:
         dead properties. A file copied over a file becomes a new revision of it (history kept).
         Same return value and errors as ``move``; counts against quota."""
         owner = self.core.authorize(p, write=True)
-        src_parts, dst_parts = split_path(src), split_path(dst)
-        if not dst_parts:
-            raise PermissionDenied("the root cannot be replaced")
-        if dst_parts[: len(src_parts)] == src_parts:
-            if dst_parts == src_parts:
-                raise PermissionDenied("source and destination are the same")
-            raise Conflict("cannot copy a folder into itself")
-        if src_parts[: len(dst_parts)] == dst_parts:
-            raise Conflict("cannot replace a folder that contains the source")
+        src_parts, dst_parts = _transfer_parts(src, dst, "copy")
         dst_path = join(dst_parts)
         now = time.time()
         with self.core.mutation() as s:
             user = self.core.lock_account(s, owner)
-            node = self.core.resolve(s, owner, src_parts)
-            if node is None:
-                raise NotFound(f"{join(src_parts)} not found")
-            check_expect(node, expect)
+            node = self._source(s, owner, src_parts, expect)
             parent, existing = self._take_destination(s, user, p, owner, dst_parts, overwrite, None)
             self.core.guard(
                 s,
@@ -372,3 +358,20 @@ class Tree:
             node.mtime = parse_mtime(mtime)
             self.core.journal(s, user, p, "updated", node, join(parts))
             return self.core.info(s, node, join(parts))
+
+
+def _transfer_parts(src: str, dst: str, verb: str) -> tuple[list[str], list[str]]:
+    """Split a move's or copy's paths and refuse what cannot be done: the root as destination
+    (or as a moved source), the same path, a folder into itself, replacing an ancestor."""
+    src_parts, dst_parts = split_path(src), split_path(dst)
+    if not dst_parts or (verb == "move" and not src_parts):
+        raise PermissionDenied(
+            f"the root cannot be {'moved or ' if verb == 'move' else ''}replaced"
+        )
+    if dst_parts[: len(src_parts)] == src_parts:
+        if dst_parts == src_parts:
+            raise PermissionDenied("source and destination are the same")
+        raise Conflict(f"cannot {verb} a folder into itself")
+    if src_parts[: len(dst_parts)] == dst_parts:
+        raise Conflict("cannot replace a folder that contains the source")
+    return src_parts, dst_parts

@@ -76,33 +76,30 @@ class LocalBackend(BlockBackend):
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
-    def list(self) -> Iterator[ObjectInfo]:
+    def _entries(self) -> Iterator[tuple[str, os.DirEntry[str]]]:
+        """Every file in the shard folders, with its folder ("ab/cd")."""
         for top in sorted(self.root.iterdir()):
             if not top.is_dir():
                 continue
             for mid in sorted(top.iterdir()):
-                if not mid.is_dir():
-                    continue
-                for entry in os.scandir(mid):
-                    if entry.name.startswith(".") or not entry.is_file():
-                        continue
-                    st = entry.stat()
-                    yield ObjectInfo(entry.name, st.st_size, st.st_mtime)
+                if mid.is_dir():
+                    for entry in os.scandir(mid):
+                        if entry.is_file():
+                            yield f"{top.name}/{mid.name}", entry
+
+    def list(self) -> Iterator[ObjectInfo]:
+        for _folder, entry in self._entries():
+            if not entry.name.startswith("."):
+                st = entry.stat()
+                yield ObjectInfo(entry.name, st.st_size, st.st_mtime)
 
     def leftovers(self) -> Iterator[ObjectInfo]:
         """``.tmp`` files a crash left beside the objects (a put in progress has one too: the
         caller only removes those older than its grace period)."""
-        for top in sorted(self.root.iterdir()):
-            if not top.is_dir():
-                continue
-            for mid in sorted(top.iterdir()):
-                if not mid.is_dir():
-                    continue
-                for entry in os.scandir(mid):
-                    if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                        st = entry.stat()
-                        rel = f"{top.name}/{mid.name}/{entry.name}"
-                        yield ObjectInfo(rel, st.st_size, st.st_mtime)
+        for folder, entry in self._entries():
+            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                st = entry.stat()
+                yield ObjectInfo(f"{folder}/{entry.name}", st.st_size, st.st_mtime)
 
     def remove_leftover(self, key: str) -> None:
         """Delete one of ``leftovers`` (``ab/cd/.<key>.<uuid>.tmp``)."""

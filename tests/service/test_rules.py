@@ -55,15 +55,21 @@ def test_locks_bind_every_write_of_the_service(drive, alice, bob):
         )
     drive.write_file(bob, "/d.txt", b"bob's tree knows nothing of alice's locks")
 
-    folder = _lock(drive, alice, "/d", depth="infinity")
+    with pytest.raises(errors.Locked):  # a member's exclusive lock conflicts (RFC 4918 §6.1)
+        _lock(drive, alice, "/d", depth="infinity")
+    drive.mkdir(alice, "/e")
+    folder = _lock(drive, alice, "/e", depth="infinity")
     with pytest.raises(errors.Locked):
-        drive.write_file(alice, "/d/new.txt", b"x")
+        drive.write_file(alice, "/e/new.txt", b"x")
     with pytest.raises(errors.Locked):
-        drive.mkdir(alice, "/d/sub")
+        drive.mkdir(alice, "/e/sub")
     both = replace(alice, lock_tokens=frozenset({token, folder}))
-    drive.mkdir(both, "/d/sub")
-    drive.move(both, "/d/f.txt", "/moved.txt")  # moving drops the file's lock
-    drive.write_file(alice, "/moved.txt", b"free now")
+    drive.mkdir(both, "/e/sub")
+    drive.move(both, "/d/f.txt", "/e/moved.txt")  # moving drops the file's own lock
+    with_folder = replace(alice, lock_tokens=frozenset({folder}))
+    drive.write_file(with_folder, "/e/moved.txt", b"only the folder's lock is left")
+    with pytest.raises(errors.Locked):
+        drive.write_file(alice, "/e/moved.txt", b"x")
 
 
 def test_a_file_moved_over_a_file_becomes_its_new_revision(drive, alice):
