@@ -11,18 +11,21 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davdrive.service.locks import LockRepo
 from providers.provider import DriveProvider
 
+if TYPE_CHECKING:
+    from davdrive.app import App
+
 SHARE = "/dav"
 BLOCK_SIZE = 1 << 20
 
 
-def dav_config(app: Any, *, verbose: int = 1) -> dict[str, Any]:
+def dav_config(app: App, *, verbose: int = 1) -> dict[str, Any]:
     """The WsgiDAV config dict (services ride in the ``davdrive`` key by reference)."""
     return {
         "provider_mapping": {SHARE: DriveProvider(app.drive)},
@@ -84,7 +87,7 @@ def _without_body(result: Iterable[bytes]) -> list[bytes]:
     return [b""]
 
 
-def make_dav_app(app: Any, **kwargs: Any) -> Callable[..., Iterable[bytes]]:
+def make_dav_app(app: App, **kwargs: Any) -> Callable[..., Iterable[bytes]]:
     """The WSGI callable serving ``/dav`` for ``app`` (``.drive``, ``.db``, ``.accounts``).
 
     Malformed Basic credentials get a 401 here (WsgiDAV would answer 500). The WsgiDAV app is

@@ -33,6 +33,7 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVProvider
 
+from davdrive.service.drive import Drive
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
 from providers.resources import (
@@ -65,7 +66,7 @@ def _hostile(parts: Iterable[str]) -> bool:
 class DriveProvider(DAVProvider):
     """One provider for every account; resources are built per request from the drive."""
 
-    def __init__(self, drive: Any) -> None:
+    def __init__(self, drive: Drive) -> None:
         super().__init__()
         self.drive = drive
 

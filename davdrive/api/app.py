@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g, request
 
@@ -12,16 +12,19 @@ from davdrive.api.errors import drive_error_response, error_response
 from davdrive.service.auth import principal_from_header
 from davdrive.service.types import Principal
 
+if TYPE_CHECKING:
+    from davdrive.app import App
+
 PREFIX = "/api/v1"
 PUBLIC = {f"{PREFIX}/openapi.json", f"{PREFIX}/capabilities"}
 
 
-def _principal(services: Any) -> Principal:
+def _principal(services: App) -> Principal:
     header = request.headers.get("Authorization", "")
     return principal_from_header(services.accounts, header, client=request.remote_addr)
 
 
-def make_api_app(services: Any, *, max_longpolls: int | None = None) -> Flask:
+def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
     """Build the API over ``services`` (an ``davdrive.app.App``: drive, accounts, config)."""
     from davdrive.api import changes, devices, files, meta, namespace, trash, uploads
 

@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, request
 
@@ -15,12 +15,18 @@ from davdrive import errors
 from davdrive.service.access import Perm, permission_names
 from davdrive.service.types import Principal
 
+if TYPE_CHECKING:
+    from davdrive.app import App
+    from davdrive.service.drive import Drive
 
-def services() -> Any:
+
+def services() -> App:
+    """The composition root this API was built over (``davdrive.app.App``)."""
     return current_app.config["services"]
 
 
-def drive() -> Any:
+def drive() -> Drive:
+    """The drive service."""
     return services().drive
 
 

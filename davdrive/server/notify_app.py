@@ -14,14 +14,18 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from davdrive import errors
 from davdrive.notify.postgres import _dsn, channel_for
+from davdrive.service import access
 from davdrive.service.auth import principal_from_header
 from davdrive.service.changes import Changes
+
+if TYPE_CHECKING:
+    from davdrive.app import App
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT = 120
@@ -67,7 +71,7 @@ class Waiters:
 WAITERS: web.AppKey[Waiters] = web.AppKey("waiters", Waiters)
 
 
-def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Application:
+def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Application:
     """The aiohttp app over ``services`` (a built ``davdrive.app.App``)."""
     waiters = Waiters()
 
@@ -119,7 +123,7 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
             return fail(
                 400, "bad_request", f"cursor must be a cursor, 1 <= timeout <= {MAX_TIMEOUT}"
             )
-        account = p.user_id
+        account = access.grant(p).owner_id  # the access rule, like every door
         item = waiters.add(account, cursor)
         try:
             if await loop.run_in_executor(None, head, account) > cursor:
@@ -193,7 +197,7 @@ def make_notify_app(services: Any, *, poll_interval: float = 1.0) -> web.Applica
     return app
 
 
-def run_notify(services: Any, host: str, port: int) -> None:
+def run_notify(services: App, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT."""
     web.run_app(
         make_notify_app(services),

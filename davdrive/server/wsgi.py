@@ -19,9 +19,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsgidav.util import re_encode_wsgi
+
+if TYPE_CHECKING:
+    from davdrive.app import App
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,7 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 DAV_ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
 
 
-def _default_api_factory(app: Any) -> WSGIApp | None:
+def _default_api_factory(app: App) -> WSGIApp | None:
     try:
         from davdrive.api.app import make_api_app
     except ImportError:
@@ -38,10 +41,10 @@ def _default_api_factory(app: Any) -> WSGIApp | None:
 
 
 # The seam for the JSON API: a callable ``(App) -> WSGI app`` (or None for a JSON 404).
-api_factory: Callable[[Any], WSGIApp | None] | None = _default_api_factory
+api_factory: Callable[[App], WSGIApp | None] | None = _default_api_factory
 
 
-def _dav_factory(app: Any) -> WSGIApp | None:
+def _dav_factory(app: App) -> WSGIApp | None:
     try:
         from providers.dav_app import make_dav_app
     except ImportError as exc:
@@ -74,7 +77,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        app: Any,
+        app: App,
         *,
         dav: WSGIApp | None = None,
         api: WSGIApp | None = None,
@@ -130,7 +133,7 @@ class Dispatcher:
         return _respond(start_response, "404 Not Found", b"not found\n")
 
 
-def make_wsgi_app(app: Any) -> Dispatcher:
+def make_wsgi_app(app: App) -> Dispatcher:
     """The outer WSGI application over a built ``davdrive.app.App``."""
     return Dispatcher(app)
 
