@@ -19,7 +19,22 @@ own):
   one) stops the old secret on the very next request everywhere; ids are never reused, so a
   re-created account never matches an entry of the deleted one;
 - a failure counter per ``(login, client)``: more than ``MAX_FAILURES`` failures within
-  ``FAILURE_WINDOW`` seconds raise ``TooManyRequests`` until the window has passed.
+  ``FAILURE_WINDOW`` seconds raise ``TooManyRequests`` until the window has passed;
+- a failure counter per account, across all client addresses, so that many addresses cannot
+  share out guesses at one password. After ``ACCOUNT_FREE_FAILURES`` failures the account
+  password is verified for addresses it does not know only once per backoff, which starts at
+  ``ACCOUNT_BACKOFF`` seconds and doubles with each further failure up to
+  ``ACCOUNT_BACKOFF_MAX`` (meanwhile ``TooManyRequests`` with the time left; one verification
+  at a time once the free failures are used up, so parallel requests cannot guess in bulk).
+  ``ACCOUNT_FORGET`` seconds without a failure forget the count. The backoff cannot lock the
+  real user out: a device app password still works (it is a random 190-bit secret found by
+  digest, not guessable, so it is looked up without argon2 and without the backoff), bearer
+  tokens are not rate limited, and an address that logged in to the account within
+  ``KNOWN_CLIENT_TTL`` (and has not failed ``ACCOUNT_FREE_FAILURES`` times for it since) is
+  not held back by other addresses' failures; it keeps the per-address limit.
+
+Both counters live in the process: N server processes behind a load balancer allow up to N
+times the guesses (sharing them through the database would need a table, hence a schema change).
 """
 
 from __future__ import annotations
@@ -27,11 +42,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -48,8 +65,15 @@ LOGIN_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEVICE_NAME_MAX = 128
 CACHE_TTL = 60.0
 INFLIGHT_WAIT = 10.0  # seconds a login waits for an identical one being verified
-MAX_FAILURES = 10
+MAX_FAILURES = 10  # per (login, client address) within FAILURE_WINDOW
 FAILURE_WINDOW = 60.0
+ACCOUNT_FREE_FAILURES = 10  # per account, all addresses, before the backoff starts
+ACCOUNT_BACKOFF = 2.0  # seconds; doubles with every further failure
+ACCOUNT_BACKOFF_MAX = 900.0  # at most four guesses an hour from unknown addresses
+ACCOUNT_FORGET = 3600.0  # an hour without a failure forgets an account's count
+KNOWN_CLIENT_TTL = 7 * 86400.0  # an address that logged in this recently is not held back
+KNOWN_CLIENTS_MAX = 16  # remembered addresses per account (least recently used dropped)
+TRACKED_ACCOUNTS_MAX = 100_000  # failure records kept before the weakest are dropped
 LAST_SEEN_EVERY = 60.0  # write device.last_seen at most once a minute per device
 SECRET_PREFIX = "sha256$"
 
@@ -76,6 +100,16 @@ class DeviceInfo:
     created: float
     last_seen: float | None
     last_cursor: int
+
+
+@dataclass
+class _AccountFailures:
+    """Failed logins of one account across all client addresses (``Accounts._accounts``)."""
+
+    count: int = 0  # failures since the count was last forgotten
+    last: float = 0.0  # monotonic time of the last failure
+    until: float = 0.0  # unknown addresses' next verification not before this
+    pending: int = 0  # verifications in progress from unknown addresses
 
 
 def validate_login(login: str) -> str:
@@ -108,8 +142,15 @@ def _digest(secret: str) -> str:
 class Accounts:
     """User and device management plus authentication over a ``Drive``."""
 
-    def __init__(self, drive: Drive, *, hasher: PasswordHasher | None = None) -> None:
+    def __init__(
+        self,
+        drive: Drive,
+        *,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.drive = drive
+        self.clock = clock  # seconds, for the cache and the rate limits (tests pass a fake)
         self.db = drive.db
         # argon2-cffi's defaults are RFC 9106's low-memory profile: argon2id, 64 MiB, t=3, p=4.
         self.hasher = hasher or PasswordHasher()
@@ -121,6 +162,9 @@ class Accounts:
         # thousand long-polls arriving together, would otherwise verify ten or a thousand times).
         self._inflight: dict[str, threading.Event] = {}
         self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._accounts: dict[str, _AccountFailures] = {}
+        # login -> client address -> [last successful login, failures since] (LRU order)
+        self._known: dict[str, OrderedDict[str, list[float]]] = {}
         self._seen: dict[int, float] = {}
 
     # -- passwords --------------------------------------------------------------------------------
@@ -302,14 +346,18 @@ class Accounts:
         """The principal for Basic credentials: the account password or a device app password.
 
         ``NotAuthenticated`` on failure; ``TooManyRequests`` (``retry_after`` in details) after
-        more than ``MAX_FAILURES`` failures for this login and client within the window.
+        more than ``MAX_FAILURES`` failures for this login and client within the window, or
+        while the account's backoff holds back an address it does not know (see the module
+        docstring; a device app password passes then).
         """
-        now = time.monotonic()
+        now = self.clock()
         login = login.lower() if isinstance(login, str) else ""
         limit_key = (login, client or "")
         self._check_rate(limit_key, now)
         cache_key = _digest(f"{login}\0{password}")
         hit = self._cached(cache_key, now)
+        if hit is not None and hit.device_id is None and self._held_back(limit_key, now):
+            hit = None  # no answer that tells a right account password from a wrong one
         if hit is None:
             with self._lock:
                 leader = self._inflight.get(cache_key)
@@ -317,7 +365,9 @@ class Accounts:
                     self._inflight[cache_key] = threading.Event()
             if leader is not None:  # the same credentials are being verified: wait for it
                 leader.wait(INFLIGHT_WAIT)
-                hit = self._cached(cache_key, time.monotonic())
+                hit = self._cached(cache_key, self.clock())
+                if hit is not None and hit.device_id is None and self._held_back(limit_key, now):
+                    hit = None
             else:
                 try:
                     hit = self._verify_and_cache(cache_key, login, password, limit_key, now)
@@ -326,6 +376,7 @@ class Accounts:
                         self._inflight.pop(cache_key).set()
         if hit is None:  # the verification we waited for failed (or took too long): our own
             hit = self._verify_and_cache(cache_key, login, password, limit_key, now)
+        self._succeeded(limit_key, now)
         if hit.device_id is not None:
             self._touch(hit.device_id)
         return hit
@@ -355,9 +406,25 @@ class Accounts:
     def _verify_and_cache(
         self, cache_key: str, login: str, password: str, limit_key: tuple[str, str], now: float
     ) -> Principal:
-        verified = self._verify_credentials(login, password)
+        wait, entered = self._enter(limit_key, now)
+        if wait is not None:  # held back: only a device app password (no argon2) may pass
+            device = self._device_login(login, password)
+            if device is None:
+                raise errors.TooManyRequests(
+                    "too many failed logins for this account; try again later or use a "
+                    "device app password",
+                    retry_after=wait,
+                )
+            return device
+        verified = None
+        try:
+            verified = self._verify_credentials(login, password)
+            if verified is None:
+                self._fail(limit_key, now)  # counted before another verification may enter
+        finally:
+            if entered:
+                self._leave(limit_key)
         if verified is None:
-            self._fail(limit_key, now)
             raise errors.NotAuthenticated("wrong login or password")
         principal, cred_gen = verified
         with self._lock:
@@ -404,8 +471,25 @@ class Accounts:
             with self.db.write() as s:
                 s.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
 
-    def authenticate_token(self, token: str) -> Principal:
-        """The principal of a device token (``Authorization: Bearer``); ``NotAuthenticated``."""
+    def _device_login(self, login: str, password: str) -> Principal | None:
+        """The device whose app password ``password`` is, if it belongs to ``login`` (one
+        indexed read by digest)."""
+        if not password or not LOGIN_RE.fullmatch(login or ""):
+            return None
+        with self.db.read() as s:
+            row = s.execute(
+                select(Device.id, User.id, User.login, User.is_admin)
+                .join(User, User.id == Device.user_id)
+                .where(
+                    User.login == login,
+                    Device.app_password_hash == SECRET_PREFIX + _digest(password),
+                )
+            ).first()
+        return None if row is None else Principal(row[1], row[2], row[0], bool(row[3]))
+
+    def authenticate_token(self, token: str, client: str | None = None) -> Principal:
+        """The principal of a device token (``Authorization: Bearer``); ``NotAuthenticated``.
+        Tokens are not rate limited; ``client`` becomes an address the account knows."""
         if not token:
             raise errors.NotAuthenticated("missing token")
         with self.db.read() as s:
@@ -417,6 +501,8 @@ class Accounts:
         if row is None:
             raise errors.NotAuthenticated("unknown token")
         self._touch(row[0])
+        if client:
+            self._succeeded((row[2], client), self.clock())
         return Principal(row[1], row[2], row[0], bool(row[3]))
 
     def _check_rate(self, key: tuple[str, str], now: float) -> None:
@@ -436,11 +522,98 @@ class Accounts:
                 )
 
     def _fail(self, key: tuple[str, str], now: float) -> None:
+        """Count a failed login against the (login, client) pair and the account."""
+        login, client = key
         with self._lock:
             if len(self._failures) > 10_000:
                 cutoff = now - FAILURE_WINDOW
                 self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > cutoff}
             self._failures.setdefault(key, deque(maxlen=MAX_FAILURES)).append(now)
+            if not LOGIN_RE.fullmatch(login):
+                return  # cannot be an account
+            known = self._known.get(login, {}).get(client)
+            if known is not None:
+                known[1] += 1
+            if len(self._accounts) > TRACKED_ACCOUNTS_MAX:
+                self._prune_accounts(now)
+            state = self._accounts.setdefault(login, _AccountFailures())
+            if now - state.last > ACCOUNT_FORGET:
+                state.count, state.until = 0, 0.0
+            state.count += 1
+            state.last = now
+            excess = state.count - ACCOUNT_FREE_FAILURES
+            if excess > 0:
+                pause = ACCOUNT_BACKOFF * 2 ** min(excess - 1, 32)
+                state.until = now + min(pause, ACCOUNT_BACKOFF_MAX)
+
+    # -- the per-account limit (under self._lock) -------------------------------------------------
+    def _is_known(self, key: tuple[str, str], now: float) -> bool:
+        """Whether the address logged in to the account recently and has not failed
+        ``ACCOUNT_FREE_FAILURES`` times for it since."""
+        login, client = key
+        known = self._known.get(login, {}).get(client)
+        return (
+            known is not None
+            and now - known[0] < KNOWN_CLIENT_TTL
+            and known[1] < ACCOUNT_FREE_FAILURES
+        )
+
+    def _held_back(self, key: tuple[str, str], now: float) -> bool:
+        """Whether the account's backoff currently holds back this address."""
+        with self._lock:
+            state = self._accounts.get(key[0])
+            return state is not None and state.until > now and not self._is_known(key, now)
+
+    def _enter(self, key: tuple[str, str], now: float) -> tuple[int | None, bool]:
+        """Before verifying a password: ``(None, entered)`` to go ahead, else ``(seconds to
+        wait, False)``. ``entered``: an unknown address's verification is in progress until
+        ``_leave``."""
+        with self._lock:
+            if not LOGIN_RE.fullmatch(key[0]) or self._is_known(key, now):
+                return None, False
+            state = self._accounts.get(key[0])
+            if state is None:
+                state = self._accounts[key[0]] = _AccountFailures()
+            elif now - state.last > ACCOUNT_FORGET and not state.pending:
+                state.count, state.until = 0, 0.0
+            if state.until > now:
+                return max(1, math.ceil(state.until - now)), False
+            if state.pending and state.count + state.pending >= ACCOUNT_FREE_FAILURES:
+                return max(1, math.ceil(ACCOUNT_BACKOFF)), False  # one at a time now
+            state.pending += 1
+            return None, True
+
+    def _leave(self, key: tuple[str, str]) -> None:
+        """A verification ``_enter`` let through has finished (its failure already counted)."""
+        with self._lock:
+            state = self._accounts.get(key[0])
+            if state is None:
+                return
+            state.pending -= 1
+            if not state.pending and not state.count:
+                del self._accounts[key[0]]
+
+    def _succeeded(self, key: tuple[str, str], now: float) -> None:
+        """Remember the address as one the account knows (its failures since: none)."""
+        login, client = key
+        with self._lock:
+            known = self._known.setdefault(login, OrderedDict())
+            known[client] = [now, 0]
+            known.move_to_end(client)
+            while len(known) > KNOWN_CLIENTS_MAX:
+                known.popitem(last=False)
+
+    def _prune_accounts(self, now: float) -> None:
+        """Drop forgotten records; if still too many, those that never reached the backoff."""
+        self._accounts = {
+            k: v for k, v in self._accounts.items() if v.pending or now - v.last <= ACCOUNT_FORGET
+        }
+        if len(self._accounts) > TRACKED_ACCOUNTS_MAX:
+            self._accounts = {
+                k: v
+                for k, v in self._accounts.items()
+                if v.pending or v.count >= ACCOUNT_FREE_FAILURES
+            }
 
     def _touch(self, device_id: int) -> None:
         """Record device activity, writing at most once per ``LAST_SEEN_EVERY`` per device."""
@@ -494,5 +667,5 @@ def principal_from_header(accounts: Accounts, header: str, client: str | None = 
         login, _, password = decoded.partition(":")
         return accounts.authenticate(login, password, client=client)
     if scheme.lower() == "bearer" and value:
-        return accounts.authenticate_token(value.strip())
+        return accounts.authenticate_token(value.strip(), client=client)
     raise errors.NotAuthenticated("authentication required")
