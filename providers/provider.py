@@ -34,6 +34,7 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVProvider
 
 from davdrive.service.drive import Drive
+from davdrive.service.paths import normalize_name
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
 from providers.resources import (
@@ -87,11 +88,12 @@ class DriveProvider(DAVProvider):
         return p
 
     def split(self, path: str, environ: dict[str, Any]) -> list[str]:
-        """Share-relative path → components; hostile components → 400."""
+        """Share-relative path → components in their stored form (NFC, so both spellings of a
+        name reach, and lock, one file); hostile components → 400."""
         parts = [p for p in path.split("/") if p]
         if _hostile(parts):
             raise DAVError(HTTP_BAD_REQUEST, "invalid path")
-        return parts
+        return [normalize_name(p) for p in parts]
 
     def drive_path(self, share_path: str, environ: dict[str, Any]) -> str:
         """ "/<login>/a/b" → "/a/b" for the caller; another home → 403 (used for Destination)."""

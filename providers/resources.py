@@ -28,6 +28,7 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from davdrive import errors
 from davdrive.service.drive import Upload
+from davdrive.service.paths import check_name
 from davdrive.service.types import NodeInfo, Principal, Usage
 from providers.errors import to_dav_error
 
@@ -438,15 +439,13 @@ class FolderResource(_NodeMixin, DAVCollection):
 
     def create_empty_resource(self, name: str) -> FileResource:
         """PUT: an unsaved resource (the body commits it). LOCK: a real 0-byte file."""
+        with dav_errors():
+            name = check_name(name)  # the stored form (NFC): its URL keys the lock
         path = f"{self.path.rstrip('/')}/{name}"
         dpath = f"{self.dpath.rstrip('/')}/{name}"
         if self.environ.get("REQUEST_METHOD") == "PUT":
             if self.environ.get("HTTP_IF_MATCH"):
                 raise DAVError(HTTP_PRECONDITION_FAILED, "If-Match on a missing resource")
-            with dav_errors():
-                from davdrive.service.paths import check_name
-
-                check_name(name)
             return FileResource(self.provider, path, dpath, None, self.environ)
         self._check_locks("0")  # creating a member changes a depth-0-locked parent
         with dav_errors():
@@ -460,6 +459,8 @@ class FolderResource(_NodeMixin, DAVCollection):
         return FileResource(self.provider, path, dpath, node, self.environ)
 
     def create_collection(self, name: str) -> FolderResource:
+        with dav_errors():
+            name = check_name(name)
         path = f"{self.path.rstrip('/')}/{name}"
         dpath = f"{self.dpath.rstrip('/')}/{name}"
         with dav_errors():

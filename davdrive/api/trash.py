@@ -8,6 +8,7 @@ from flask import Blueprint, jsonify, request
 
 from davdrive import errors
 from davdrive.api.util import drive, int_arg, json_body, node_json, principal, rfc3339
+from davdrive.service.paths import join, split_path
 
 bp = Blueprint("trash", __name__)
 
@@ -34,6 +35,7 @@ def _find(body: dict[str, Any]) -> int:
     path = body.get("path")
     if not isinstance(path, str) or not path:
         raise errors.BadRequest("give 'id' or 'path'")
+    path = join(split_path(path))  # the stored form (NFC, no trailing slash)
     for item in drive().list_trash(principal()):  # newest first
         if item.path == path:
             return item.id

@@ -68,7 +68,12 @@ def sync_collection(
             break
     if drive.try_stat(p, root) is None:
         raise NotFound(f"{root} not found")
-    out = [SyncMember(path, drive.try_stat(p, path)) for path in touched]
+    # A journal path in another spelling than the stored one (NFD, from before names were
+    # normalised) names no member any more: report it removed, not as the NFC file.
+    out = [
+        SyncMember(path, drive.try_stat(p, path) if join(split_path(path)) == path else None)
+        for path in touched
+    ]
     # A folder removed or moved away is reported once (clients drop its subtree); one that
     # arrived brings its current members.
     seen = set(touched)

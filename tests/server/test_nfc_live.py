@@ -7,7 +7,6 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import quote, unquote
 
-import pytest
 import requests
 
 CAFE = "caf\u00e9.txt"
@@ -81,12 +80,6 @@ def test_api_nfd_and_nfc_are_one_file(live_server):
     assert r.content == b"two"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="WsgiDAV keys locks by the request URL's own spelling: providers/provider.py must "
-    "normalise resource paths to NFC (split() and create_empty_resource) for a lock taken on "
-    "the NFD URL to bind the NFC one (reported; not in this change's files)",
-)
 def test_a_lock_binds_both_spellings(live_server):
     srv, alice = live_server, live_server.auth("alice")
     home = srv.dav("alice")
@@ -95,3 +88,26 @@ def test_a_lock_binds_both_spellings(live_server):
     assert r.status_code == 200
     assert requests.put(home + quote(CAFE_NFD), data=b"y", auth=alice).status_code == 423
     assert requests.put(home + quote(CAFE), data=b"y", auth=alice).status_code == 423
+    api = requests.post(
+        f"{srv.url}/api/v1/files/upload",
+        params={"path": "/" + CAFE, "uploadType": "media"},
+        data=b"y",
+        auth=alice,
+    )
+    assert api.status_code == 423
+
+
+def test_trash_finds_an_item_by_either_spelling(live_server):
+    srv, alice = live_server, live_server.auth("alice")
+    api = f"{srv.url}/api/v1"
+    up = requests.post(
+        f"{api}/files/upload",
+        params={"path": "/" + CAFE, "uploadType": "media"},
+        data=b"z",
+        auth=alice,
+    )
+    assert up.status_code == 201
+    assert requests.post(f"{api}/files/delete", json={"path": "/" + CAFE}, auth=alice).ok
+    r = requests.post(f"{api}/trash/restore", json={"path": "/" + CAFE_NFD}, auth=alice)
+    assert r.status_code == 200, r.text
+    assert requests.get(srv.dav("alice") + quote(CAFE), auth=alice).content == b"z"
