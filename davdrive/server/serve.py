@@ -3,6 +3,9 @@
 - A fixed pool of ``config.threads`` workers plus ``longpoll_slots`` that only long-polls hold,
   a listen backlog and idle keep-alive allowance of the same size, 30 s socket timeout, 64 KiB
   request headers.
+- Strict framing (``davdrive.server.framing``): duplicate or malformed ``Content-Length``,
+  ``Transfer-Encoding`` other than ``chunked`` or beside a ``Content-Length``, obs-fold, and a
+  malformed chunked body are a 400 and a closed connection.
 - ``BoundedDrainRequest``: when the app answers before reading a ``Content-Length`` body (401
   before auth, 412, 413, 503...), stock cheroot drains the rest with one ``read(remaining)``
   that buffers the whole body in RAM. Here at most ``DRAIN_LIMIT`` bytes are drained in
@@ -48,6 +51,12 @@ from davdrive.app import App
 from davdrive.config import Config
 from davdrive.jobs.maintenance import start_scheduler
 from davdrive.server.access_log import AccessLog, ResponseAborted, open_access_log
+from davdrive.server.framing import (
+    FramingGuard,
+    StrictChunkedRFile,
+    StrictHeaderReader,
+    refuse_http10_chunked,
+)
 from davdrive.server.wsgi import make_wsgi_app
 
 log = logging.getLogger("davdrive.server")
@@ -109,21 +118,51 @@ class _Server(wsgi.Server):
 
 
 class BoundedDrainRequest(cheroot_server.HTTPRequest):
-    """An ``HTTPRequest`` that never reads an unread request body into memory at once."""
+    """An ``HTTPRequest`` that never reads an unread request body into memory at once, and
+    that refuses ambiguous framing (``davdrive.server.framing``)."""
 
     drain_limit = DRAIN_LIMIT
+    header_reader = StrictHeaderReader()
+
+    def read_request_headers(self) -> bool:
+        """cheroot's header parsing with the strict reader; a refusal closes the connection
+        (after a lingering close, so the client can read the 400)."""
+        if not super().read_request_headers():
+            self._refused()
+            return False
+        problem = refuse_http10_chunked(self.request_protocol, self.inheaders)
+        if problem is not None:
+            self.simple_response("400 Bad Request", problem)
+            self._refused()
+            return False
+        return True
+
+    def _refused(self) -> None:
+        self.close_connection = True
+        self.conn.linger_discard = True
+
+    def respond(self) -> None:
+        """cheroot's ``respond``, with a chunked body read by ``StrictChunkedRFile``."""
+        if not self.chunked_read:
+            super().respond()
+            return
+        self.rfile = StrictChunkedRFile(self.conn.rfile, self.server.max_request_body_size)
+        self.server.gateway(self).respond()
+        if self.ready:
+            self.ensure_headers_sent()
+        if self.chunked_write:
+            self.conn.wfile.write(b"0\r\n\r\n")
 
     def send_headers(self) -> None:
         """Drain a small unread body in pieces, or close the connection, then send headers."""
         if self.chunked_read:
-            # cheroot never drains a chunked body; keeping the connection would misparse it.
+            # Never drained: an unfinished (or malformed) chunked body closes the connection.
             if not getattr(self.rfile, "closed", True):
-                self.close_connection = True
+                self._refused()
         elif not self.close_connection:
             remaining = getattr(self.rfile, "remaining", 0) or 0
             if remaining > self.drain_limit:
-                self.close_connection = True
-                self.conn.linger_discard = True
+                self._refused()
             else:
                 try:
                     while remaining > 0:
@@ -171,7 +210,7 @@ def make_server(app: App, wsgi_app: Any | None = None) -> wsgi.Server:
     inner = wsgi_app if wsgi_app is not None else make_wsgi_app(app)
     srv = _Server(
         (c.host, c.port),
-        AccessLog(inner, open_access_log(c.access_log)),
+        AccessLog(FramingGuard(inner), open_access_log(c.access_log)),
         # Long-polls wait on their own extra workers (capped in the API), so WebDAV keeps
         # `threads` workers however many polls are held; a waiting thread costs ~16 KiB RSS.
         numthreads=c.threads + c.longpoll_slots,
