@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,6 +30,12 @@ class Config:
     port: int = 8080
     threads: int = 64  # workers for WebDAV and the API
     longpoll_slots: int = 1024  # extra workers that only long-polls may hold
+    # Slow clients (issue 16): seconds to receive a request's line and headers in total;
+    # open connections per client address (IPv6: per /64; 0: no cap); addresses or networks
+    # without a cap (the reverse proxy, which connects from one address for everyone).
+    request_head_timeout: float = 20.0
+    max_connections_per_client: int = 64
+    connection_limit_exempt: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     tls_cert: str = ""
     tls_key: str = ""
     default_quota: int = DEFAULT_QUOTA
@@ -101,6 +108,35 @@ def _access_log_target(value: Any) -> str:
     return value.strip()
 
 
+def _check_connection_limits(values: dict[str, Any]) -> None:
+    """Validate (and normalise in place) the slow-client settings."""
+    if "request_head_timeout" in values:
+        timeout = values["request_head_timeout"]
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(f"request_head_timeout must be a positive number, not {timeout!r}")
+        values["request_head_timeout"] = float(timeout)
+    if "max_connections_per_client" in values:
+        cap = values["max_connections_per_client"]
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ValueError(f"max_connections_per_client must be 0 or more, not {cap!r}")
+    if "connection_limit_exempt" in values:
+        exempt = values["connection_limit_exempt"]
+        if exempt is None:
+            exempt = []
+        elif isinstance(exempt, str):
+            exempt = [exempt]
+        if not isinstance(exempt, list):
+            raise ValueError("connection_limit_exempt must be a list of addresses or networks")
+        for entry in exempt:
+            try:
+                ipaddress.ip_network(str(entry).strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"connection_limit_exempt: {entry!r} is not an address or network"
+                ) from None
+        values["connection_limit_exempt"] = [str(e).strip() for e in exempt]
+
+
 def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
     """Read a YAML config file (optional) and apply non-None overrides; return it resolved."""
     values: dict[str, Any] = {}
@@ -120,6 +156,7 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
             values[key] = parse_size(values[key])
     if "access_log" in values:
         values["access_log"] = _access_log_target(values["access_log"])
+    _check_connection_limits(values)
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
     if os.environ.get("DAVDRIVE_DATABASE_URL") and "database_url" not in values:

@@ -3,13 +3,17 @@
 - A fixed pool of ``config.threads`` workers plus ``longpoll_slots`` that only long-polls hold,
   a listen backlog and idle keep-alive allowance of the same size, 30 s socket timeout, 64 KiB
   request headers.
+- Slow clients (``davdrive.server.connections``): a worker only gets a connection once its
+  request head is complete (the selector thread collects it without blocking), the head must
+  arrive within ``request_head_timeout`` seconds in total, and one client address may hold at
+  most ``max_connections_per_client`` connections (``connection_limit_exempt``: the proxy).
 - Strict framing (``davdrive.server.framing``): duplicate or malformed ``Content-Length``,
   ``Transfer-Encoding`` other than ``chunked`` or beside a ``Content-Length``, obs-fold, and a
   malformed chunked body are a 400 and a closed connection.
 - ``BoundedDrainRequest``: when the app answers before reading a ``Content-Length`` body (401
   before auth, 412, 413, 503...), stock cheroot drains the rest with one ``read(remaining)``
   that buffers the whole body in RAM. Here at most ``DRAIN_LIMIT`` bytes are drained in
-  ``DRAIN_PIECE`` reads; a larger rest closes the connection instead.
+  ``DRAIN_PIECE`` reads within ``DRAIN_SECONDS``; a larger or slower rest closes the connection.
   The connection then closes with a short lingering close (stop sending, discard what the
   client still sends for up to ``LINGER_SECONDS``), so the client reads the early answer instead
   of a TCP reset.
@@ -39,6 +43,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,7 @@ from davdrive.app import App
 from davdrive.config import Config
 from davdrive.jobs.maintenance import start_scheduler
 from davdrive.server.access_log import AccessLog, ResponseAborted, open_access_log
+from davdrive.server.connections import ClientLimits, GuardedConnectionManager
 from davdrive.server.framing import (
     FramingGuard,
     StrictChunkedRFile,
@@ -64,6 +70,7 @@ http_log = logging.getLogger("davdrive.server.http")
 
 DRAIN_PIECE = 64 << 10
 DRAIN_LIMIT = 1 << 20
+DRAIN_SECONDS = 10.0
 LINGER_SECONDS = 2.0
 INITIAL_PASSWORD_FILE = "initial-admin-password"
 LOCK_FILE = "serve.lock"
@@ -106,7 +113,17 @@ def lock_for(config: Config) -> int | None:
 
 
 class _Server(wsgi.Server):
-    """cheroot's server with its error messages routed through ``logging``."""
+    """cheroot's server with its error messages routed through ``logging`` and the slow-client
+    guard as its connection manager."""
+
+    client_limits = ClientLimits()
+
+    def prepare(self) -> None:
+        """Bind and start the workers as cheroot does, then swap in the guarded manager."""
+        super().prepare()
+        stock = self._connections
+        self._connections = GuardedConnectionManager(self, self.client_limits)
+        stock._selector.close()  # it only watched the listening socket
 
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
         """Log cheroot's message; an aborted response was already logged by the middleware."""
@@ -118,10 +135,11 @@ class _Server(wsgi.Server):
 
 
 class BoundedDrainRequest(cheroot_server.HTTPRequest):
-    """An ``HTTPRequest`` that never reads an unread request body into memory at once, and
-    that refuses ambiguous framing (``davdrive.server.framing``)."""
+    """An ``HTTPRequest`` that never reads an unread request body into memory at once, nor
+    waits long for it, and that refuses ambiguous framing (``davdrive.server.framing``)."""
 
     drain_limit = DRAIN_LIMIT
+    drain_seconds = DRAIN_SECONDS
     header_reader = StrictHeaderReader()
 
     def read_request_headers(self) -> bool:
@@ -163,17 +181,45 @@ class BoundedDrainRequest(cheroot_server.HTTPRequest):
             remaining = getattr(self.rfile, "remaining", 0) or 0
             if remaining > self.drain_limit:
                 self._refused()
-            else:
-                try:
-                    while remaining > 0:
-                        piece = self.rfile.read(min(DRAIN_PIECE, remaining))
-                        if not piece:
-                            self.close_connection = True
-                            break
-                        remaining = getattr(self.rfile, "remaining", 0) or 0
-                except (OSError, ValueError):
-                    self.close_connection = True
+            elif remaining > 0:
+                self._drain(remaining)
         super().send_headers()
+
+    def _drain(self, remaining: int) -> None:
+        """Read and drop ``remaining`` body bytes within ``drain_seconds`` (socket timeouts
+        count down to that deadline), else close the connection."""
+        sock = self.conn.socket
+        timed = _buffered(self.conn.rfile) < remaining  # else no socket read is needed
+        deadline = time.monotonic() + self.drain_seconds
+        try:
+            while remaining > 0:
+                if timed:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        self._refused()
+                        return
+                    sock.settimeout(min(left, self.server.timeout))
+                piece = self.rfile.read(min(DRAIN_PIECE, remaining))
+                if not piece:
+                    self.close_connection = True
+                    return
+                remaining = getattr(self.rfile, "remaining", 0) or 0
+        except (OSError, ValueError):
+            self.close_connection = True
+        finally:
+            if timed:
+                try:
+                    sock.settimeout(self.server.timeout)
+                except OSError:
+                    self.close_connection = True
+
+
+def _buffered(rfile: Any) -> int:
+    """Bytes waiting in cheroot's (``_pyio``) socket read buffer."""
+    try:
+        return len(rfile._read_buf) - rfile._read_pos
+    except (AttributeError, TypeError):
+        return 0
 
 
 class BoundedDrainConnection(cheroot_server.HTTPConnection):
@@ -181,13 +227,23 @@ class BoundedDrainConnection(cheroot_server.HTTPConnection):
 
     RequestHandlerClass = BoundedDrainRequest
     linger_discard = False
+    # Set by GuardedConnectionManager: the request head read so far, its deadline, and the
+    # callback that gives the client's connection slot back.
+    head_buffer: bytearray | None = None
+    head_deadline: float | None = None
+    release_client_slot: Callable[[], None] | None = None
 
     def close(self) -> None:
         """Close; after an early answer to an unread body, linger so the client can read it."""
-        if self.linger_discard:
-            self.linger_discard = False
-            self._discard_rest()
-        super().close()
+        try:
+            if self.linger_discard:
+                self.linger_discard = False
+                self._discard_rest()
+            super().close()
+        finally:
+            release, self.release_client_slot = self.release_client_slot, None
+            if release is not None:
+                release()
 
     def _discard_rest(self) -> None:
         """Send FIN, then read and drop the client's remaining bytes (bounded in time)."""
@@ -224,6 +280,11 @@ def make_server(app: App, wsgi_app: Any | None = None) -> wsgi.Server:
     srv.keep_alive_conn_limit = max(256, c.threads + c.longpoll_slots)
     srv.max_request_header_size = 64 << 10
     srv.ConnectionClass = BoundedDrainConnection
+    srv.client_limits = ClientLimits(
+        head_timeout=c.request_head_timeout,
+        per_client=c.max_connections_per_client,
+        exempt=tuple(c.connection_limit_exempt),
+    )
     if c.tls_cert or c.tls_key:
         if not (c.tls_cert and c.tls_key):
             raise errors.BadRequest("TLS needs both tls_cert and tls_key")
