@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 import re
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
@@ -33,8 +32,10 @@ from wsgidav.dav_error import (
 )
 from wsgidav.dav_provider import DAVProvider
 
+from davdrive.errors import BadRequest
 from davdrive.service.drive import Drive
 from davdrive.service.paths import normalize_name
+from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
 from providers.resources import (
@@ -322,10 +323,8 @@ def _read_upto(stream: Any, limit: int) -> bytes:
 
 
 def _parse_oc_mtime(raw: str) -> float:
+    """X-OC-Mtime through the one timestamp rule (``service.timestamps``); 400 otherwise."""
     try:
-        value = float(raw.strip())
-    except ValueError:
-        raise DAVError(HTTP_BAD_REQUEST, "invalid X-OC-Mtime header") from None
-    if not math.isfinite(value) or not 0 <= value < 1e11:
-        raise DAVError(HTTP_BAD_REQUEST, "X-OC-Mtime out of range")
-    return value
+        return parse_mtime(raw.strip(), "X-OC-Mtime")
+    except BadRequest as exc:
+        raise DAVError(HTTP_BAD_REQUEST, exc.message) from None

@@ -7,7 +7,6 @@ folder and its members) and cached in the WSGI environ.
 
 from __future__ import annotations
 
-import math
 import mimetypes
 import time
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 from davdrive import errors
 from davdrive.service.drive import Upload
 from davdrive.service.paths import check_name
+from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal, Usage
 from providers.errors import to_dav_error
 
@@ -63,21 +63,22 @@ def forget_nodes(environ: dict[str, Any]) -> None:
 
 
 def parse_timestamp(value: Any) -> float:
-    """Seconds since the epoch from a number, a digit string or an RFC 1123 date."""
-    if isinstance(value, int | float):
-        ts = float(value)
-    else:
+    """Seconds since the epoch from a number, a decimal string or an RFC 1123 date, through the
+    one timestamp rule (``service.timestamps``); 400 otherwise."""
+    if not isinstance(value, int | float):
         text = str(value or "").strip()
         try:
-            ts = float(text)
+            float(text)
+            value = text
         except ValueError:
             try:
-                ts = parsedate_to_datetime(text).timestamp()
+                value = parsedate_to_datetime(text).timestamp()
             except (TypeError, ValueError, IndexError):
                 raise DAVError(HTTP_BAD_REQUEST, f"invalid timestamp {text!r}") from None
-    if not math.isfinite(ts) or not 0 <= ts < 1e11:
-        raise DAVError(HTTP_BAD_REQUEST, "timestamp out of range")
-    return ts
+    try:
+        return parse_mtime(value, "timestamp")
+    except errors.BadRequest as exc:
+        raise DAVError(HTTP_BAD_REQUEST, exc.message) from None
 
 
 def _single_etag(header: str | None) -> str | None:

@@ -22,6 +22,7 @@ from davdrive.api.util import (
     rev_arg,
     rfc3339,
 )
+from davdrive.service.timestamps import parse_mtime
 
 bp = Blueprint("files", __name__)
 log = logging.getLogger(__name__)
@@ -204,15 +205,10 @@ def metadata() -> Any:
 
 
 def _mtime_arg(value: str | None) -> float | None:
+    """``mtime=`` through the one timestamp rule (``service.timestamps``)."""
     if value is None or value == "":
         return None
-    try:
-        mtime = float(value)
-    except ValueError:
-        raise errors.BadRequest("'mtime' must be seconds since the epoch") from None
-    if not 0 <= mtime < 1e11:
-        raise errors.BadRequest("'mtime' is out of range")
-    return mtime
+    return parse_mtime(value)
 
 
 @bp.post("/files/upload")

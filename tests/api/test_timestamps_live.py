@@ -88,3 +88,25 @@ def test_a_bad_stored_time_does_not_break_reads(live_server):
         "PROPFIND", live_server.dav("alice"), headers={"Depth": "1"}, auth=auth
     )
     assert listing.status_code == 207
+
+
+def test_every_door_reads_milliseconds_the_same(live_server):
+    auth = live_server.auth("alice")
+    api = f"{live_server.url}/api/v1"
+    put = requests.put(
+        live_server.dav("alice") + "oc.txt",
+        data=b"x",
+        headers={"X-OC-Mtime": "1700000000123"},
+        auth=auth,
+    )
+    assert put.status_code == 201
+    media = requests.post(
+        f"{api}/files/upload",
+        params={"path": "/m.txt", "uploadType": "media", "mtime": "1700000000123"},
+        data=b"x",
+        auth=auth,
+    )
+    assert media.status_code == 201
+    for name in ("/oc.txt", "/m.txt"):
+        meta = requests.get(f"{api}/files/metadata", params={"path": name}, auth=auth).json()
+        assert meta["modified"].startswith("2023-11-14T22:13:20"), (name, meta["modified"])
