@@ -130,6 +130,14 @@ class DriveProvider(DAVProvider):
             return None
         return self.make_resource(share_path, dpath, node, environ)
 
+    def _prefetch_pair(self, parts: list[str], p: Principal, environ: dict[str, Any]) -> None:
+        """Resolve a path and its folder together into the request's node cache."""
+        with dav_errors():
+            parent, node = self.drive.stat_pair(p, "/" + "/".join(parts[1:]))
+        cache = environ.setdefault(NODES_KEY, {})
+        cache["/" + "/".join(parts[:-1])] = parent
+        cache["/" + "/".join(parts)] = node
+
     def exists(self, path: str, environ: dict[str, Any]) -> bool:
         return self.get_resource_inst(path, environ) is not None
 
@@ -162,6 +170,8 @@ class DriveProvider(DAVProvider):
             raw = environ.get("HTTP_X_OC_MTIME")
             if raw:
                 environ[MTIME_KEY] = _parse_oc_mtime(raw)
+            if len(parts) > 1:  # WsgiDAV asks for the target and its folder: one query
+                self._prefetch_pair(parts, p, environ)
         elif method in ("GET", "HEAD"):
             res = self.get_resource_inst(environ["PATH_INFO"], environ)
             if res is not None and res.is_collection:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 
@@ -18,10 +19,10 @@ def _statement(dialect: str, model: Any, keys: tuple[str, ...]) -> Any:
 
 
 def insert_ignore(
-    session: Session, model: Any, rows: list[dict[str, Any]], keys: list[str]
+    session: Session | Connection, model: Any, rows: list[dict[str, Any]], keys: list[str]
 ) -> None:
     """Insert ``rows``, skipping those that collide on the unique ``keys``."""
     if not rows:
         return
-    conn = session.connection()
+    conn = session if isinstance(session, Connection) else session.connection()
     conn.execute(_statement(conn.dialect.name, model, tuple(keys)), rows)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, case, delete, insert, select, update
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from davdrive.blockstore.store import IngestResult
 from davdrive.errors import (
@@ -17,6 +17,7 @@ from davdrive.errors import (
     FileTooLarge,
     IncompleteUpload,
     NotFound,
+    ParentNotFound,
     PreconditionFailed,
     QuotaExceeded,
 )
@@ -28,9 +29,11 @@ from davdrive.metadata.schema import (
     VersionBlock,
 )
 from davdrive.metadata.upsert import insert_ignore
-from davdrive.service.core import IN_BATCH, LOST, DriveCore, etag
+from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore, etag
+from davdrive.service.locks import check_write
+from davdrive.service.lookup import MAX_CHAIN, find, node_etag
 from davdrive.service.paths import join, parent_and_name
-from davdrive.service.timestamps import parse_mtime
+from davdrive.service.timestamps import parse_mtime, shown_mtime
 from davdrive.service.types import (
     NodeInfo,
     Principal,
@@ -38,6 +41,10 @@ from davdrive.service.types import (
 from davdrive.service.versions import Versions
 
 PLACEHOLDER_WINDOW = 60.0
+
+# Bodies up to this size skip the checks before the body (parent, preconditions, locks,
+# quota): the commit makes them all atomically anyway, and a small body costs nothing to read.
+PRECHECK_MIN = 64 << 10
 
 _BLOCK_IDS = select(Block.hash, Block.id, Block.tier).where(
     Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
@@ -54,6 +61,16 @@ _INSERT_NODE = insert(Node).returning(Node.id)
 _INSERT_VERSION = insert(FileVersion).returning(FileVersion.id)
 
 _INSERT_VERSION_BLOCK = insert(VersionBlock)
+
+_TOUCH = (
+    update(Node)
+    .where(Node.id == bindparam("nid"))
+    .values(
+        mtime=case(
+            (Node.mtime + 0.001 > bindparam("now"), Node.mtime + 0.001), else_=bindparam("now")
+        )
+    )
+)
 
 _SET_CURRENT = (
     update(Node)
@@ -187,10 +204,49 @@ class Content:
         declared_size: int | None = None,
     ) -> Upload:
         """Check the parent, permission, size and quota up front (before the body), then stream.
+        A body declared no larger than ``PRECHECK_MIN`` skips the checks before it: the commit
+        makes them all atomically anyway, and a small body costs nothing to read.
 
         ``expected_etag``: the write must replace exactly that version (If-Match / base_rev);
         ``"*"`` means "must exist". ``create_only``: fail if the path exists (If-None-Match: *).
         """
+        owner = self.core.authorize(p, write=True)
+        parent_parts, name = parent_and_name(path)
+        target = join([*parent_parts, name])
+        if declared_size is not None and declared_size > self.core.max_file_size:
+            raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
+        if declared_size is not None and declared_size <= PRECHECK_MIN:
+            headroom = self.core.max_file_size
+        else:
+            headroom = self.check_upload(
+                p,
+                target,
+                expected_etag=expected_etag,
+                create_only=create_only,
+                declared_size=declared_size,
+            )
+        return Upload(
+            self,
+            p,
+            owner,
+            target,
+            expected_etag=expected_etag,
+            create_only=create_only,
+            max_bytes=self.core.max_file_size,
+            quota_headroom=max(headroom, 0),
+        )
+
+    def check_upload(
+        self,
+        p: Principal,
+        path: str,
+        *,
+        expected_etag: str | None = None,
+        create_only: bool = False,
+        declared_size: int | None = None,
+    ) -> int:
+        """Whether a write of ``declared_size`` bytes to ``path`` would be accepted now
+        (size, parent, preconditions, locks, quota); returns the quota headroom in bytes."""
         owner = self.core.authorize(p, write=True)
         parent_parts, name = parent_and_name(path)
         if declared_size is not None and declared_size > self.core.max_file_size:
@@ -211,16 +267,7 @@ class Content:
             headroom = user.quota_bytes - user.used_bytes + old
         if declared_size is not None and declared_size > headroom:
             raise QuotaExceeded("the file does not fit in the remaining quota")
-        return Upload(
-            self,
-            p,
-            owner,
-            join([*parent_parts, name]),
-            expected_etag=expected_etag,
-            create_only=create_only,
-            max_bytes=self.core.max_file_size,
-            quota_headroom=max(headroom, 0),
-        )
+        return headroom
 
     def commit_version(
         self,
@@ -232,40 +279,58 @@ class Content:
         mtime: float | None,
         expected_etag: str | None,
         create_only: bool,
-        on_commit: Callable[[Session, User, Node], None] | None = None,
+        on_commit: Callable[[Session, AccountWrite, NodeInfo], None] | None = None,
     ) -> NodeInfo:
+        """Make ``result`` the current version of the file at ``path`` in one transaction of
+        plain statements (the hot path of every upload): lock the account row, resolve the
+        folder and the file in one query, check preconditions, locks and quota, register the
+        blocks, write node, version, block list and journal rows, save the account row."""
         parent_parts, name = parent_and_name(path)
         now = time.time()
         with self.core.mutation() as s:
-            user = self.core.lock_account(s, owner)
-            parent = self.core.resolve_dir(s, owner, parent_parts)
-            node = self.core.child(s, parent.id, name)
-            if node is not None and node.is_dir:
+            acct = AccountWrite(s, owner)
+            conn = acct.conn
+            row = self._target(s, conn, owner, parent_parts, name)
+            if row is None:
+                raise ParentNotFound(f"folder {join(parent_parts)} does not exist")
+            if not row.n_is_dir:
+                raise Conflict(f"{join(parent_parts)} is a file")
+            parent_id, node_id = row.n_id, row.c_id
+            if node_id is not None and row.c_is_dir:
                 raise Conflict(f"{path} is a folder")
-            check_preconditions(node, expected_etag, create_only)
-            self.core.guard(s, user, p, nodes=[path] if node else [join(parent_parts), path])
+            if create_only and node_id is not None:
+                raise PreconditionFailed("the file exists")
+            if expected_etag is not None:
+                if node_id is None:
+                    raise PreconditionFailed("the file does not exist")
+                current = node_etag(node_id, False, row.c_current_version_id, row.c_mtime)
+                if expected_etag not in ("*", current):
+                    raise PreconditionFailed("the file changed since that version")
+            check_write(
+                conn,
+                acct.login,
+                p.lock_tokens,
+                nodes=[path] if node_id is not None else [join(parent_parts), path],
+            )
             old_size, placeholder = 0, None
-            if node is not None and node.current_version_id is not None:
-                head = s.execute(_VERSION_HEAD, {"vid": node.current_version_id}).first()
-                if head is not None:
-                    old_size = head.size
-                    if (
-                        head.size == 0
-                        and not head.pinned
-                        and now - head.created_at < PLACEHOLDER_WINDOW
-                    ):
-                        placeholder = node.current_version_id
-            self.core.charge(user, result.size - old_size)
-            block_ids = self._register_blocks(s, owner, result, now)
-            created = node is None
-            conn = s.connection()  # plain statements below: no unit-of-work flushes
+            if node_id is not None and row.c_current_version_id is not None:
+                old_size = row.c_size or 0
+                if (
+                    old_size == 0
+                    and not row.c_pinned
+                    and now - row.c_version_created < PLACEHOLDER_WINDOW
+                ):
+                    placeholder = row.c_current_version_id
+            acct.charge(result.size - old_size)
+            block_ids = self._register_blocks(conn, owner, result, now)
             vtime = parse_mtime(mtime) if mtime is not None else now
-            if node is None:
+            created = node_id is None
+            if node_id is None:
                 node_id = conn.execute(
                     _INSERT_NODE,
                     {
                         "user_id": owner,
-                        "parent_id": parent.id,
+                        "parent_id": parent_id,
                         "name": name,
                         "is_dir": False,
                         "status": "ok",
@@ -273,24 +338,11 @@ class Content:
                         "created_at": now,
                     },
                 ).scalar_one()
-                self.core.touch(parent)
-                vacated = self.versions.vacated(s, user, path)
+                conn.execute(_TOUCH, {"nid": parent_id, "now": now})
+                vacated = self.versions.vacated(conn, owner, acct.seq, path)
                 if vacated is not None:
                     self.versions.inherit_history(s, vacated, node_id, None)
-            else:
-                node_id = node.id
-            version = FileVersion(
-                node_id=node_id,
-                user_id=owner,
-                size=result.size,
-                content_hash=result.sha256,
-                mtime=vtime,
-                created_at=now,
-                author_user_id=p.user_id,
-                author_device_id=p.device_id,
-                pinned=False,
-            )
-            version.id = conn.execute(
+            version_id = conn.execute(
                 _INSERT_VERSION,
                 {
                     "node_id": node_id,
@@ -309,7 +361,7 @@ class Content:
                     _INSERT_VERSION_BLOCK,
                     [
                         {
-                            "version_id": version.id,
+                            "version_id": version_id,
                             "seq": i,
                             "block_id": block_ids[ref.hash],
                             "offset": ref.offset,
@@ -318,31 +370,50 @@ class Content:
                         for i, ref in enumerate(result.blocks)
                     ],
                 )
-            conn.execute(_SET_CURRENT, {"nid": node_id, "vid": version.id, "mtime": vtime})
+            conn.execute(_SET_CURRENT, {"nid": node_id, "vid": version_id, "mtime": vtime})
             if placeholder is not None:
                 conn.execute(_DROP_VERSION, {"vid": placeholder})
-            if node is None:
-                node = Node(
-                    id=node_id,
-                    user_id=owner,
-                    parent_id=parent.id,
-                    name=name,
-                    is_dir=False,
-                    created_at=now,
-                )
-            for attr, value in (
-                ("current_version_id", version.id),
-                ("status", "ok"),
-                ("mtime", vtime),
-            ):
-                set_committed_value(node, attr, value)
-            self.core.journal(s, user, p, "created" if created else "updated", node, path)
+            info = NodeInfo(
+                node_id,
+                owner,
+                parent_id,
+                name,
+                path,
+                False,
+                result.size,
+                result.sha256,
+                version_id,
+                node_etag(node_id, False, version_id, vtime),
+                shown_mtime(vtime),
+                now if created else row.c_created_at,
+                "ok",
+            )
+            acct.journal(
+                p,
+                "created" if created else "updated",
+                path,
+                node_id=node_id,
+                version_id=version_id,
+                is_dir=False,
+            )
             if on_commit is not None:
-                on_commit(s, user, node)
-            return self.core.info(s, node, path, version)
+                on_commit(s, acct, info)
+            acct.save()
+            return info
+
+    def _target(
+        self, s: Session, conn: Connection, owner: int, parent_parts: list[str], name: str
+    ) -> Row[Any] | None:
+        """The folder ``parent_parts`` and its member ``name`` (``lookup.chain_query`` row)."""
+        if len(parent_parts) <= MAX_CHAIN:
+            return find(conn, self.core.root_id(conn, owner), parent_parts, name)
+        parent = self.core.resolve(s, owner, parent_parts)
+        if parent is None:
+            return None
+        return find(conn, parent.id, [], name)
 
     def _register_blocks(
-        self, s: Session, owner: int, result: IngestResult, now: float
+        self, conn: Connection, owner: int, result: IngestResult, now: float
     ) -> dict[str, int]:
         """Insert rows for newly stored blocks; return hash -> row id for every block used."""
         new_rows = {}
@@ -364,13 +435,13 @@ class Content:
             if not self.core.store.has_object(row["object_key"]):
                 raise Conflict("a stored block vanished during the upload; please retry")
         if new_rows:
-            insert_ignore(s, Block, list(new_rows.values()), ["user_id", "hash"])
+            insert_ignore(conn, Block, list(new_rows.values()), ["user_id", "hash"])
         wanted = sorted({ref.hash for ref in result.blocks})
         ids: dict[str, int] = {}
         healed: list[int] = []
         for i in range(0, len(wanted), IN_BATCH):
             batch = wanted[i : i + IN_BATCH]
-            for row in s.connection().execute(_BLOCK_IDS, {"uid": owner, "hashes": batch}):
+            for row in conn.execute(_BLOCK_IDS, {"uid": owner, "hashes": batch}):
                 ids[row.hash] = row.id
                 if row.tier == LOST and row.hash in new_rows:
                     healed.append(row.id)  # stored again by this upload: whole once more
@@ -379,7 +450,9 @@ class Content:
             # must send the file again (GC's grace period makes this all but impossible).
             raise Conflict("a stored block vanished during the upload; please retry")
         if healed:
-            s.execute(update(Block).where(Block.id.in_(healed)).values(tier="hot", last_access=now))
+            conn.execute(
+                update(Block).where(Block.id.in_(healed)).values(tier="hot", last_access=now)
+            )
         return ids
 
     def write_file(

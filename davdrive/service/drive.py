@@ -64,6 +64,7 @@ class Drive:
         # the namespace
         self.stat = self.tree.stat
         self.try_stat = self.tree.try_stat
+        self.stat_pair = self.tree.stat_pair
         self.list_dir = self.tree.list_dir
         self.list_page = self.tree.list_page
         self.list_tree = self.tree.list_tree
@@ -74,6 +75,7 @@ class Drive:
         self.set_mtime = self.tree.set_mtime
         # content
         self.begin_upload = self.content.begin_upload
+        self.check_upload = self.content.check_upload
         self.write_file = self.content.write_file
         self.open_reader = self.content.open_reader
         self.open_version = self.content.open_version

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import delete, or_, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from davdrive.errors import Locked
@@ -61,7 +62,7 @@ def lock_url(login: str, path: str) -> str:
 
 
 def check_write(
-    s: Session,
+    s: Session | Connection,
     login: str,
     tokens: Collection[str],
     *,

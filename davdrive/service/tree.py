@@ -20,8 +20,10 @@ from davdrive.metadata.schema import (
     Node,
     User,
 )
+from davdrive.service import lookup
 from davdrive.service.core import MEMBER_COLUMNS, DriveCore, Expect, check_expect, member
 from davdrive.service.locks import drop_locks
+from davdrive.service.lookup import row_info
 from davdrive.service.paths import join, parent_and_name, split_path
 from davdrive.service.timestamps import parse_mtime
 from davdrive.service.trash import Trash
@@ -43,9 +45,31 @@ class Tree:
     def stat(self, p: Principal, path: str) -> NodeInfo:
         """``NotFound`` if nothing lives at path (``BadRequest`` for hostile paths)."""
         owner = self.core.authorize(p)
+        parts = split_path(path)
+        if len(parts) <= lookup.MAX_CHAIN:  # one statement
+            with self.core.db.read_conn() as conn:
+                row = lookup.find(conn, self.core.root_id(conn, owner), parts)
+            info = row_info(row, "n_", join(parts)) if row is not None else None
+            if info is None:
+                raise NotFound(f"{join(parts)} not found")
+            return info
         with self.core.db.read() as s:
             node, parts = self.core.require(s, owner, path)
             return self.core.info(s, node, join(parts))
+
+    def stat_pair(self, p: Principal, path: str) -> tuple[NodeInfo | None, NodeInfo | None]:
+        """The folder that would hold ``path`` and what lives at ``path``, in one statement
+        (a PUT needs both); ``(None, None)`` when the folder does not exist."""
+        owner = self.core.authorize(p)
+        parts = split_path(path)
+        if not parts or len(parts) > lookup.MAX_CHAIN:
+            parent_parts = parts[:-1]
+            return self.try_stat(p, join(parent_parts)), self.try_stat(p, join(parts))
+        with self.core.db.read_conn() as conn:
+            row = lookup.find(conn, self.core.root_id(conn, owner), parts[:-1], parts[-1])
+        if row is None:
+            return None, None
+        return row_info(row, "n_", join(parts[:-1])), row_info(row, "c_", join(parts))
 
     def try_stat(self, p: Principal, path: str) -> NodeInfo | None:
         try:
@@ -238,7 +262,11 @@ class Tree:
                 self.trash.trash_node(s, user, p, existing, dst_path)
                 drop_locks(s, user.login, dst_path)
                 s.flush()
-            vacated = None if existing is not None else self.versions.vacated(s, user, dst_path)
+            vacated = (
+                None
+                if existing is not None
+                else self.versions.vacated(s, user.id, user.change_seq, dst_path)
+            )
             node.parent_id = parent.id
             node.name = dst_parts[-1]
             self.core.touch(old_parent)

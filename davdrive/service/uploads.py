@@ -89,7 +89,7 @@ class ResumableUploads:
         if path == "/":
             raise BadRequest("cannot upload to the root")
         # The same up-front checks as any upload: parent folder, size limit, quota headroom.
-        self.drive.begin_upload(p, path, declared_size=length).abort()
+        self.drive.check_upload(p, path, declared_size=length)
         now = time.time()
         sid = secrets.token_hex(16)
         owner = self.drive.core.authorize(p, write=True)
@@ -344,13 +344,20 @@ class ResumableUploads:
             [BlockRef(b.hash, b.object_key, b.offset, b.size, b.stored_size, True) for b in blocks],
         )
 
-        def finish(s, user, node) -> None:  # noqa: ANN001
+        def finish(s, account, node) -> None:  # noqa: ANN001
             gone = s.execute(
                 delete(UploadSession).where(UploadSession.id == sid, UploadSession.offset == offset)
             ).rowcount
             if not gone:
                 raise Conflict("the session moved on meanwhile")
-            self.drive.core.journal(s, user, p, "upload_completed", node, path)
+            account.journal(
+                p,
+                "upload_completed",
+                path,
+                node_id=node.id,
+                version_id=node.version_id,
+                is_dir=False,
+            )
 
         return self.drive.content.commit_version(
             p,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from sqlalchemy import bindparam, delete, insert, literal, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from davdrive.errors import (
@@ -60,14 +61,14 @@ class Versions:
     def __init__(self, core: DriveCore) -> None:
         self.core = core
 
-    def vacated(self, s: Session, user: User, path: str) -> int | None:
+    def vacated(self, s: Session | Connection, user_id: int, seq: int, path: str) -> int | None:
         """The file node that was moved away from or deleted at ``path`` within the last
-        ``HANDOVER_WINDOW`` seconds (the account's journal says so), if any."""
+        ``HANDOVER_WINDOW`` seconds (the account's journal, at sequence ``seq``, says so)."""
         return s.scalar(
             _VACATED,
             {
-                "uid": user.id,
-                "min_seq": user.change_seq - HANDOVER_SCAN,
+                "uid": user_id,
+                "min_seq": seq - HANDOVER_SCAN,
                 "since": time.time() - HANDOVER_WINDOW,
                 "path": path,
             },

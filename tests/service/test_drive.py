@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from davdrive import errors
 from davdrive.metadata.schema import Block, Change
+from davdrive.service.content import PRECHECK_MIN
 
 
 def test_write_read_stat_list(drive, alice):
@@ -132,8 +133,12 @@ def test_quota(drive):
     drive.write_file(p, "/a", b"x" * 600)
     with pytest.raises(errors.QuotaExceeded):
         drive.write_file(p, "/b", b"x" * 600)
-    with pytest.raises(errors.QuotaExceeded):  # refused before the body when declared
-        drive.begin_upload(p, "/b", declared_size=600)
+    with pytest.raises(errors.QuotaExceeded):  # a big body is refused before it arrives
+        drive.begin_upload(p, "/b", declared_size=PRECHECK_MIN + 1)
+    small = drive.begin_upload(p, "/b", declared_size=600)  # a small one at its commit
+    small.write(b"x" * 600)
+    with pytest.raises(errors.QuotaExceeded):
+        small.commit()
     up = drive.begin_upload(p, "/b")
     with pytest.raises(errors.QuotaExceeded):  # refused as soon as the stream passes the limit
         up.write(b"x" * 600)
