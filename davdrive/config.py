@@ -46,6 +46,9 @@ class Config:
     access_log: str = "-"  # one line per request: "-" stdout, a file path, or "off"
     journal_retention_days: float = 90.0  # older changes are pruned; older cursors get 410
     upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
+    # GET /metrics (Prometheus): "off" (404), "public" (no authentication: scrape on a
+    # private network), "admin" (Basic of an admin account)
+    metrics: str = "off"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -108,6 +111,19 @@ def _access_log_target(value: Any) -> str:
     return value.strip()
 
 
+METRICS_MODES = ("off", "public", "admin")
+
+
+def _metrics_mode(value: Any) -> str:
+    """``metrics``: "off", "public" or "admin"; YAML's bare ``off`` is False."""
+    if value is False or value is None:
+        return "off"
+    mode = value.strip().lower() if isinstance(value, str) else value
+    if mode not in METRICS_MODES:
+        raise ValueError(f'metrics must be "off", "public" or "admin", not {value!r}')
+    return mode
+
+
 def _check_connection_limits(values: dict[str, Any]) -> None:
     """Validate (and normalise in place) the slow-client settings."""
     if "request_head_timeout" in values:
@@ -156,6 +172,8 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
             values[key] = parse_size(values[key])
     if "access_log" in values:
         values["access_log"] = _access_log_target(values["access_log"])
+    if "metrics" in values:
+        values["metrics"] = _metrics_mode(values["metrics"])
     _check_connection_limits(values)
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])

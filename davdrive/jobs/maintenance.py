@@ -3,7 +3,8 @@ blocks), purge expired WebDAV locks, and prune the change journal past its reten
 
 Each task is idempotent and safe to run in several server processes at once (they delete rows
 by condition), so scale-out needs no lease for them yet. APScheduler runs them on its own
-thread, never on a request worker.
+thread, never on a request worker. Every run is counted in ``davdrive.metrics``
+(``davdrive_job_runs_total{job,outcome}``, ``davdrive_job_duration_seconds{job}``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from davdrive import metrics
 from davdrive.service.changes import Changes
 from davdrive.service.locks import LockRepo
 from davdrive.service.uploads import ResumableUploads
@@ -50,10 +52,16 @@ def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
 
 
 def _guarded(app: App) -> None:
+    started = time.perf_counter()
+    outcome = "ok"
     try:
         run_upkeep(app)
     except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
+        outcome = "failed"
         log.exception("upkeep pass failed; the next one retries")
+    finally:
+        metrics.JOB_DURATION.labels("upkeep").observe(time.perf_counter() - started)
+        metrics.JOB_RUNS.labels("upkeep", outcome).inc()
 
 
 def start_scheduler(app: App) -> BackgroundScheduler:

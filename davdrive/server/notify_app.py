@@ -6,6 +6,10 @@ holds thousands. Wake-ups come from PostgreSQL LISTEN/NOTIFY when the bus is Pos
 from a light poll of the accounts' journal heads in every setup (a missed notification costs at
 most ``poll_interval``). Answers are the same as the main server's ``/api/v1/longpoll``.
 aiohttp is used for HTTP: a well-kept asyncio server, rather than a hand-written parser.
+
+``/metrics`` serves ``davdrive.metrics`` as the main server does (the ``metrics`` setting:
+``off`` 404, ``public``, ``admin``): requests (door ``notify`` for the long-poll, ``other`` for
+the rest), durations, bytes, and ``davdrive_longpolls_parked``, the polls waiting now.
 """
 
 from __future__ import annotations
@@ -13,12 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from prometheus_client import generate_latest
 
-from davdrive import errors
+from davdrive import errors, metrics
 from davdrive.notify.postgres import _dsn, channel_for
 from davdrive.service import access
 from davdrive.service.auth import principal_from_header
@@ -29,6 +36,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT = 120
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def count_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count the request into ``davdrive.metrics`` (as ``RequestMetrics`` does in ``serve``)."""
+    started = time.perf_counter()
+    door = "notify" if request.path == "/api/v1/longpoll" else "other"
+    method = metrics.method_label(request.method)
+    status = 500
+    sent = 0
+    try:
+        resp = await handler(request)
+        status, sent = resp.status, resp.content_length or 0
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away (or the server is stopping): not an error
+        raise
+    finally:
+        series = metrics.http_series(door, method, str(status))
+        series.record(time.perf_counter() - started, request.content_length or 0, sent)
 
 
 class Waiters:
@@ -125,6 +158,7 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
             )
         account = access.grant(p).owner_id  # the access rule, like every door
         item = waiters.add(account, cursor)
+        metrics.LONGPOLLS_PARKED.inc()
         try:
             if await loop.run_in_executor(None, head, account) > cursor:
                 return web.json_response({"changes": True})
@@ -139,9 +173,33 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
             return web.json_response({"changes": changed})
         finally:
             waiters.remove(account, item)
+            metrics.LONGPOLLS_PARKED.dec()
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.Response(text=f"ok {waiters.count()} waiting\n")
+
+    mode = getattr(services.config, "metrics", "off")
+    registry = metrics.app_registry()
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        if mode not in ("public", "admin"):
+            raise web.HTTPNotFound()
+        if mode == "admin":
+            loop = asyncio.get_running_loop()
+            try:
+                p = await loop.run_in_executor(
+                    None, authenticate, request.headers.get("Authorization", ""), request.remote
+                )
+            except errors.TooManyRequests as exc:
+                return fail(429, exc.code, str(exc.message))
+            except errors.DriveError as exc:
+                return fail(401, exc.code, str(exc.message))
+            if not p.is_admin:
+                return fail(403, "permission_denied", "admin accounts only")
+        return web.Response(
+            body=generate_latest(registry),
+            headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"},
+        )
 
     async def poller(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -188,11 +246,12 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
     async def release(_app: web.Application) -> None:
         waiters.release_all()
 
-    app = web.Application()
+    app = web.Application(middlewares=[count_request])
     app[WAITERS] = waiters
     app.on_shutdown.append(release)  # SIGTERM answers parked polls instead of waiting them out
     app.router.add_get("/api/v1/longpoll", longpoll)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     app.cleanup_ctx.append(background)
     return app
 

@@ -24,6 +24,7 @@
 - SIGTERM/SIGINT stop gracefully: long-polls are released, workers finish, exit status 0.
 - Every request passes the access-log middleware (``davdrive.server.access_log``); cheroot's own
   error messages go to the ``davdrive.server.http`` logger instead of bare stderr writes.
+- Outside it, ``RequestMetrics`` counts every request for ``/metrics`` (``davdrive.metrics``).
 - With SQLite metadata (the embedded setup) a running server holds ``<data>/serve.lock``
   (``flock``, released by the kernel when the process ends, however it ends): a second server
   on the same data directory exits with status 2. With PostgreSQL several servers may share
@@ -63,7 +64,7 @@ from davdrive.server.framing import (
     StrictHeaderReader,
     refuse_http10_chunked,
 )
-from davdrive.server.wsgi import make_wsgi_app
+from davdrive.server.wsgi import RequestMetrics, make_wsgi_app
 
 log = logging.getLogger("davdrive.server")
 http_log = logging.getLogger("davdrive.server.http")
@@ -266,7 +267,7 @@ def make_server(app: App, wsgi_app: Any | None = None) -> wsgi.Server:
     inner = wsgi_app if wsgi_app is not None else make_wsgi_app(app)
     srv = _Server(
         (c.host, c.port),
-        AccessLog(FramingGuard(inner), open_access_log(c.access_log)),
+        RequestMetrics(AccessLog(FramingGuard(inner), open_access_log(c.access_log))),
         # Long-polls wait on their own extra workers (capped in the API), so WebDAV keeps
         # `threads` workers however many polls are held; a waiting thread costs ~16 KiB RSS.
         numthreads=c.threads + c.longpoll_slots,

@@ -3,6 +3,9 @@
 Routes on the UTF-8 path (cheroot hands ``PATH_INFO`` over as latin-1, PEP 3333):
 
 - ``/healthz`` → 200 ``ok`` without authentication;
+- ``/metrics`` → the Prometheus text page, as the ``metrics`` setting says: ``off`` (the
+  default) 404, ``public`` without authentication, ``admin`` Basic (or a device token) of an
+  admin account, else 401 (403 for a non-admin account);
 - ``/dav`` and ``/dav/...`` → ``providers.dav_app.make_dav_app(app)``, full path included;
 - ``/api/v1/...`` → the app built by ``api_factory`` (a seam; the default mounts
   ``davdrive.api.app.make_api_app`` when it exists, else a JSON 404);
@@ -12,16 +15,26 @@ Routes on the UTF-8 path (cheroot hands ``PATH_INFO`` over as latin-1, PEP 3333)
 The environ handed to the DAV and API apps keeps the WSGI-native ``PATH_INFO``: WsgiDAV
 (``hotfixes.re_encode_path_info``) and Werkzeug decode it themselves, and decoding twice would
 break non-ASCII names. The decoded path is in ``environ["davdrive.path"]``.
+
+``RequestMetrics`` (the outermost middleware of ``davdrive serve``) counts every request into
+``davdrive.metrics``: door, method, status, duration to the last byte, body bytes both ways, and
+the long-polls held open.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client import generate_latest
 from wsgidav.util import re_encode_wsgi
+
+from davdrive import errors, metrics
+from davdrive.service.auth import principal_from_header
+from davdrive.service.uploads import ResumableUploads
 
 if TYPE_CHECKING:
     from davdrive.app import App
@@ -87,6 +100,14 @@ class Dispatcher:
         if api is None and api_factory is not None:
             api = api_factory(app)
         self.api = api
+        self.metrics_mode = getattr(getattr(app, "config", None), "metrics", "off")
+        self.metrics_registry = metrics.app_registry(
+            metrics.CallbackGauge(
+                "davdrive_upload_sessions",
+                "Open resumable upload sessions (in the whole database, not per process).",
+                lambda: ResumableUploads(app.drive).count_sessions(),
+            )
+        )
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -110,6 +131,8 @@ class Dispatcher:
                 ],
             )
             return [body]
+        if path == "/metrics":
+            return self.serve_metrics(environ, start_response)
         if path == "/dav" or path.startswith("/dav/"):
             if self.dav is None:
                 return _respond(
@@ -132,10 +155,141 @@ class Dispatcher:
             )
         return _respond(start_response, "404 Not Found", b"not found\n")
 
+    def serve_metrics(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes]:
+        """``GET /metrics`` (see the module docstring)."""
+        if self.metrics_mode not in ("public", "admin"):
+            return _respond(start_response, "404 Not Found", b"not found\n")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            return _respond(
+                start_response, "405 Method Not Allowed", b"GET only\n", extra=[("Allow", "GET")]
+            )
+        if self.metrics_mode == "admin":
+            denied = self._metrics_denied(environ, start_response)
+            if denied is not None:
+                return denied
+        body = generate_latest(self.metrics_registry)
+        headers = [
+            ("Content-Type", metrics.CONTENT_TYPE),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+        ]
+        start_response("200 OK", headers)
+        return [body if method == "GET" else b""]
+
+    def _metrics_denied(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> list[bytes] | None:
+        """None for an admin account; else the 401, 403 or 429 answer."""
+        try:
+            p = principal_from_header(
+                self.app.accounts, environ.get("HTTP_AUTHORIZATION", ""), environ.get("REMOTE_ADDR")
+            )
+        except errors.TooManyRequests as exc:
+            retry = exc.details.get("retry_after") if exc.details else None
+            extra = [("Retry-After", str(int(retry)))] if retry else None
+            return _respond(start_response, "429 Too Many Requests", b"too many requests\n",
+                            extra=extra)  # fmt: skip
+        except errors.DriveError:
+            return _respond(
+                start_response,
+                "401 Unauthorized",
+                b"authentication required\n",
+                extra=[("WWW-Authenticate", 'Basic realm="davdrive", charset="UTF-8"')],
+            )
+        if not p.is_admin:
+            return _respond(start_response, "403 Forbidden", b"admin accounts only\n")
+        return None
+
+
+def door_of(path: str) -> str:
+    """The ``door`` label of a request path (``davdrive.metrics``; prefixes are ASCII, so the
+    WSGI-native ``PATH_INFO`` does)."""
+    if path.startswith("/dav/") or path == "/dav" or path.startswith("/remote.php/"):
+        return "dav"
+    if path.startswith("/api/"):
+        return "notify" if path == "/api/v1/longpoll" else "api"
+    if path.startswith(("/ocs/", "/status.php", "/index.php/")):
+        return "api"
+    if path.startswith(("/ui/", "/s/")) or path == "/ui":
+        return "ui"
+    return "other"
+
+
+class RequestMetrics:
+    """WSGI middleware counting every request into ``davdrive.metrics`` when its response is
+    closed. Per request: one dict lookup of the label children (``metrics.http_series``), a
+    counter, a histogram and the body byte counters; no lock of its own."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        measured = _Measured(environ)
+
+        def recording_start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], Any]:
+            write = start_response(status, headers, exc_info)
+            measured.status = status[:3]  # only a status the server took
+            return write
+
+        try:
+            measured.result = self.app(environ, recording_start_response)
+        except BaseException:
+            measured.status = "500"
+            measured.close()
+            raise
+        return measured
+
+
+class _Measured:
+    """The response iterable of ``RequestMetrics``: counts body bytes, records on close."""
+
+    __slots__ = ("closed", "door", "length", "method", "result", "sent", "started", "status")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.started = time.perf_counter()
+        self.closed = False
+        self.door = door_of(environ.get("PATH_INFO") or "/")
+        self.method = metrics.method_label(environ.get("REQUEST_METHOD", "GET"))
+        try:
+            self.length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            self.length = 0
+        self.result: Iterable[bytes] | None = None
+        self.status = ""
+        self.sent = 0
+        if self.door == "notify":
+            metrics.LONGPOLLS_PARKED.inc()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.result or ():
+            self.sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            close = getattr(self.result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self.door == "notify":
+                metrics.LONGPOLLS_PARKED.dec()
+            series = metrics.http_series(self.door, self.method, self.status or "000")
+            series.record(time.perf_counter() - self.started, self.length, self.sent)
+
 
 def make_wsgi_app(app: App) -> Dispatcher:
     """The outer WSGI application over a built ``davdrive.app.App``."""
     return Dispatcher(app)
 
 
-__all__ = ["Dispatcher", "api_factory", "make_wsgi_app"]
+__all__ = ["Dispatcher", "RequestMetrics", "api_factory", "door_of", "make_wsgi_app"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from davdrive.blockstore import blockformat
 from davdrive.blockstore.chunker import Chunker
@@ -164,6 +164,13 @@ class ResumableUploads:
                 s.delete(row)
             self._reclaim(user_id, staged)
         return len(ids)
+
+    def count_sessions(self, now: float | None = None) -> int:
+        """How many sessions are open (not past their expiry), over every account."""
+        now = time.time() if now is None else now
+        query = select(func.count()).where(UploadSession.expires_at >= now)
+        with self.drive.db.read() as s:
+            return s.scalar(query) or 0
 
     # -- data -------------------------------------------------------------------------------------
     def append(
