@@ -40,6 +40,9 @@ class BlockRef:
     size: int  # plaintext bytes
     stored_size: int  # bytes in the backend (0 when the block was already stored)
     new: bool  # stored by this ingest (else deduplicated)
+    # A small stream's only block, sealed but not written: the caller keeps these bytes (in
+    # its database) instead of a backend object, and settles dedup when it records them.
+    inline: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,10 @@ class IngestResult:
     blocks: list[BlockRef]
 
 
-ManifestEntry = tuple[str, str, int, int]  # (hash, object_key, offset, size)
+# (hash, object_key, offset, size) or, for a block kept inline, (..., sealed bytes)
+ManifestEntry = tuple[str, str, int, int] | tuple[str, str, int, int, bytes | None]
+
+INLINE_MAX = 64 << 10  # a stream this small becomes one inline block (see BlockRef.inline)
 
 
 class BlockStore:
@@ -62,9 +68,11 @@ class BlockStore:
         zstd_level: int = 1,
         threads: int = 2,
         min_saving: float = 0.03,
+        inline_max: int = INLINE_MAX,
     ) -> None:
         tune_allocator()
         self.backend = backend
+        self.inline_max = inline_max
         self.zstd_level = zstd_level
         self.threads = max(1, threads)
         self.min_saving = min_saving
@@ -104,8 +112,20 @@ class BlockStore:
         """Whether the backend holds the object (dedup checks this before skipping a write)."""
         return self.backend.exists(object_key)
 
-    def read_block(self, keys: AccountKeys, block_hash: str, object_key: str) -> bytes:
-        """Fetch, authenticate, decompress and verify one block (``IntegrityError``)."""
+    def seal(self, keys: AccountKeys, data: bytes, offset: int = 0) -> BlockRef:
+        """Seal one block without storing it: a ``BlockRef`` whose ``inline`` bytes the caller
+        keeps (the caller's thread does the work: a small block costs less than a hand-off)."""
+        h = blockformat.block_hash(data)
+        blob = blockformat.encode(keys, h, data, level=self.zstd_level, min_saving=self.min_saving)
+        return BlockRef(h, keys.object_key(h), offset, len(data), len(blob), True, blob)
+
+    def read_block(
+        self, keys: AccountKeys, block_hash: str, object_key: str, inline: bytes | None = None
+    ) -> bytes:
+        """Fetch (or take the ``inline`` sealed bytes), authenticate, decompress and verify one
+        block (``IntegrityError``)."""
+        if inline is not None:
+            return blockformat.decode(keys, block_hash, inline)
         try:
             blob = self.backend.get(object_key)
         except NotFound:
@@ -204,10 +224,16 @@ class Ingest:
         return self._sha.hexdigest()
 
     def finish(self) -> IngestResult:
-        """Flush the last blocks and wait until every block is durable."""
+        """Flush the last blocks and wait until every block is durable. A stream of at most
+        ``inline_max`` bytes comes back as one sealed inline block (nothing written)."""
         if self._closed:
             raise BadRequest("ingest already finished")
-        for block in self._chunker.finish():
+        tail = list(self._chunker.finish())
+        if not self._futures and len(tail) == 1 and len(tail[0]) <= self._store.inline_max:
+            self._closed = True
+            ref = self._store.seal(self._keys, tail[0], self._offset)
+            return IngestResult(self.bytes_received, self._sha_hexdigest(), [ref])
+        for block in tail:
             self._submit(block)
         self._closed = True
         refs = [fut.result() for fut in self._futures]
@@ -285,8 +311,10 @@ class BlockReader(io.RawIOBase):
         return pos
 
     def _fetch(self, index: int) -> bytes:
-        h, okey, _offset, size = self._manifest[index]
-        data = self._store.read_block(self._keys, h, okey)
+        entry = self._manifest[index]
+        h, okey, _offset, size = entry[:4]
+        inline = entry[4] if len(entry) > 4 else None
+        data = self._store.read_block(self._keys, h, okey, inline)
         if len(data) != size:
             raise IntegrityError(f"block {h[:16]}: size {len(data)} instead of {size}")
         return data

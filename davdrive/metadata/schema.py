@@ -155,6 +155,10 @@ class Block(Base):
     tier: Mapped[str] = mapped_column(String(16), default="hot")
     created_at: Mapped[float] = mapped_column(Float)
     last_access: Mapped[float] = mapped_column(Float)
+    # A small file's block sealed exactly as in the backend (compressed, encrypted, block id as
+    # associated data) but kept here: no object, no fsync beyond the database's commit. A row
+    # with inline data needs no object; one without needs its object.
+    inline_data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
 
 
 class VersionBlock(Base):

@@ -1,4 +1,4 @@
-"""Portable INSERT ... ON CONFLICT DO NOTHING for SQLite and PostgreSQL."""
+"""Portable INSERT ... ON CONFLICT for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+
+from davdrive.metadata.schema import Block
 
 
 @lru_cache(maxsize=64)
@@ -26,3 +28,19 @@ def insert_ignore(
         return
     conn = session if isinstance(session, Connection) else session.connection()
     conn.execute(_statement(conn.dialect.name, model, tuple(keys)), rows)
+
+
+@lru_cache(maxsize=4)
+def upsert_inline(dialect: str) -> Any:
+    """INSERT a block row with ``inline_data``; on a (user_id, hash) clash keep the row, but
+    give it these bytes (and heal it from ``lost``) when it holds none."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(Block)
+    return stmt.on_conflict_do_update(
+        index_elements=["user_id", "hash"],
+        set_={"inline_data": stmt.excluded.inline_data, "tier": "hot"},
+        where=Block.inline_data.is_(None),
+    )

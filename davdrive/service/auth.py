@@ -53,7 +53,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from davdrive import errors
@@ -137,6 +137,12 @@ def validate_device_name(name: str) -> str:
 
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+_CRED_GEN = select(User.cred_gen).where(User.id == bindparam("uid"))
+_DEVICE_CRED_GEN = _CRED_GEN.join(
+    Device, (Device.user_id == User.id) & (Device.id == bindparam("did"))
+)
 
 
 class Accounts:
@@ -389,13 +395,10 @@ class Accounts:
         if hit is None or hit[0] <= now:
             return None
         _expiry, principal, cred_gen = hit
-        query = select(User.cred_gen).where(User.id == principal.user_id)
-        if principal.device_id is not None:
-            query = query.join(
-                Device, (Device.user_id == User.id) & (Device.id == principal.device_id)
-            )
-        with self.db.read() as s:
-            current = s.scalar(query)
+        params = {"uid": principal.user_id, "did": principal.device_id}
+        query = _CRED_GEN if principal.device_id is None else _DEVICE_CRED_GEN
+        with self.db.read_conn() as conn:
+            current = conn.scalar(query, params)
         if current == cred_gen:
             return principal
         with self._lock:

@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, case, delete, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
-from davdrive.blockstore.store import IngestResult
+from davdrive.blockstore.store import BlockRef, IngestResult
 from davdrive.errors import (
     BadRequest,
     Conflict,
@@ -28,7 +28,8 @@ from davdrive.metadata.schema import (
     User,
     VersionBlock,
 )
-from davdrive.metadata.upsert import insert_ignore
+from davdrive.metadata.upsert import insert_ignore, upsert_inline
+from davdrive.metrics import count_blocks
 from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore, etag
 from davdrive.service.locks import check_write
 from davdrive.service.lookup import MAX_CHAIN, find, node_etag
@@ -48,6 +49,13 @@ PRECHECK_MIN = 64 << 10
 
 _BLOCK_IDS = select(Block.hash, Block.id, Block.tier).where(
     Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
+)
+
+_MANIFEST = (
+    select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size, Block.inline_data)
+    .join(Block, Block.id == VersionBlock.block_id)
+    .where(VersionBlock.version_id == bindparam("vid"))
+    .order_by(VersionBlock.seq)
 )
 
 _VERSION_HEAD = select(FileVersion.size, FileVersion.created_at, FileVersion.pinned).where(
@@ -176,7 +184,7 @@ class Upload:
             )
         except BaseException:
             # Refused at commit (412, 423, 507, ...): what it stored is referenced by nothing.
-            written = [ref.object_key for ref in result.blocks if ref.new]
+            written = [ref.object_key for ref in result.blocks if ref.new and ref.inline is None]
             self._content.core.reclaim(self._owner_id, written)
             raise
 
@@ -399,7 +407,9 @@ class Content:
             if on_commit is not None:
                 on_commit(s, acct, info)
             acct.save()
-            return info
+        written = sum(1 for ref in result.blocks if ref.new)
+        count_blocks(written, len(result.blocks) - written)
+        return info
 
     def _target(
         self, s: Session, conn: Connection, owner: int, parent_parts: list[str], name: str
@@ -418,7 +428,9 @@ class Content:
         """Insert rows for newly stored blocks; return hash -> row id for every block used."""
         new_rows = {}
         for ref in result.blocks:
-            if ref.new and ref.hash not in new_rows:
+            if ref.inline is not None:
+                self._register_inline(conn, owner, ref, now)
+            elif ref.new and ref.hash not in new_rows:
                 new_rows[ref.hash] = {
                     "user_id": owner,
                     "hash": ref.hash,
@@ -454,6 +466,24 @@ class Content:
                 update(Block).where(Block.id.in_(healed)).values(tier="hot", last_access=now)
             )
         return ids
+
+    @staticmethod
+    def _register_inline(conn: Connection, owner: int, ref: BlockRef, now: float) -> None:
+        """Record an inline block. Dedup is settled here: a row the account already has is
+        kept, and given these sealed bytes when it has none (lost, or its object is not
+        checked on this path), so the block is readable whatever became of its object."""
+        row = {
+            "user_id": owner,
+            "hash": ref.hash,
+            "object_key": ref.object_key,
+            "raw_size": ref.size,
+            "stored_size": ref.stored_size,
+            "tier": "hot",
+            "created_at": now,
+            "last_access": now,
+            "inline_data": ref.inline,
+        }
+        conn.execute(upsert_inline(conn.dialect.name), row)
 
     def write_file(
         self,
@@ -517,13 +547,8 @@ class Content:
 
     def _reader(self, s: Session, owner: int, version: FileVersion) -> BinaryIO:
         manifest = [
-            (row.hash, row.object_key, row.offset, row.size)
-            for row in s.execute(
-                select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size)
-                .join(Block, Block.id == VersionBlock.block_id)
-                .where(VersionBlock.version_id == version.id)
-                .order_by(VersionBlock.seq)
-            )
+            (row.hash, row.object_key, row.offset, row.size, row.inline_data)
+            for row in s.execute(_MANIFEST, {"vid": version.id})
         ]
         return self.core.store.open_reader(self.core.account_keys(owner), manifest, version.size)
 

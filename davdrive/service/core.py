@@ -62,7 +62,7 @@ _CHILD = select(Node).where(
 _LOCK_ACCOUNT = select(User).where(User.id == bindparam("uid")).with_for_update()
 
 LOST = "lost"  # block.tier of a block whose object fsck found missing or damaged
-_HAS_BLOCK = select(Block.object_key).where(
+_HAS_BLOCK = select(Block.object_key, Block.inline_data.is_not(None).label("inline")).where(
     Block.user_id == bindparam("uid"), Block.hash == bindparam("hash"), Block.tier != LOST
 )
 
@@ -265,14 +265,18 @@ class DriveCore:
                 self.keys_cache[user_id] = keys
         return keys
 
-    def has_block(self, user_id: int, block_hash: str) -> bool:
+    def has_block(self, user_id: int, block_hash: str, *, as_object: bool = False) -> bool:
         """Whether the account holds this block (dedup may skip storing it): a block row that
-        fsck has not marked lost, whose object is still in the store. A block whose object
-        went missing is stored again by the next upload that contains it (it heals)."""
-        with self.db.read() as s:
-            key = s.connection().execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash})
-            key = key.scalar()
-        return key is not None and self.store.has_object(key)
+        fsck has not marked lost, kept inline or whose object is still in the store. A block
+        whose object went missing is stored again by the next upload that contains it.
+        ``as_object``: only an object counts (a caller that reads the block back by its key)."""
+        with self.db.read_conn() as conn:
+            row = conn.execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash}).first()
+        if row is None:
+            return False
+        if row.inline and not as_object:
+            return True
+        return self.store.has_object(row.object_key)
 
     def reclaim(self, owner_id: int, object_keys: Iterable[str]) -> int:
         """Delete the objects among ``object_keys`` that nothing refers to (the blocks of an

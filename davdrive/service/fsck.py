@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
@@ -100,7 +100,13 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
     bad_ids: list[int] = []
     with drive.db.read() as s:
         rows = s.execute(
-            select(Block.id, Block.user_id, Block.hash, Block.object_key).order_by(Block.user_id)
+            select(
+                Block.id,
+                Block.user_id,
+                Block.hash,
+                Block.object_key,
+                Block.inline_data.is_not(None).label("inline"),
+            ).order_by(Block.user_id)
         ).all()
         referenced = referenced_keys(s)
         used = select(VersionBlock.block_id)
@@ -110,6 +116,13 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
     bad_keys: dict[int, str] = {}
     for row in rows:
         report.blocks_checked += 1
+        if row.inline:
+            if verify and not _inline_ok(drive, row):
+                report.damaged.append(row.object_key)
+                bad_ids.append(row.id)
+                bad_keys[row.id] = row.object_key
+                report.block_ids[row.object_key] = row.hash
+            continue
         if not backend.exists(row.object_key):
             report.missing.append(row.object_key)
             bad_ids.append(row.id)
@@ -138,7 +151,11 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
     if repair and bad_ids:
         with drive.db.write() as s:
             for i in range(0, len(bad_ids), 500):
-                s.execute(update(Block).where(Block.id.in_(bad_ids[i : i + 500])).values(tier=LOST))
+                s.execute(
+                    update(Block)
+                    .where(Block.id.in_(bad_ids[i : i + 500]))
+                    .values(tier=LOST, inline_data=None)
+                )
         report.marked_lost = len(bad_ids)
     cutoff = time.time() - ORPHAN_GRACE
     for left in backend.leftovers():
@@ -153,6 +170,19 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
                 backend.delete(obj.key)
                 report.repaired += 1
     return report
+
+
+def _inline_ok(drive: Drive, row: Any) -> bool:
+    """Whether a block kept inline in the database decodes to its id."""
+    with drive.db.read() as s:
+        data = s.scalar(select(Block.inline_data).where(Block.id == row.id))
+    if data is None:
+        return True  # collected meanwhile
+    try:
+        drive.store.read_block(drive.account_keys(row.user_id), row.hash, row.object_key, data)
+    except IntegrityError:
+        return False
+    return True
 
 
 def _affected_files(s: Session, bad_keys: dict[int, str]) -> dict[str, list[AffectedFile]]:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import bindparam, delete, or_, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -61,6 +61,22 @@ def lock_url(login: str, path: str) -> str:
     return normalize_root(quote(f"{DAV_ROOT}/{login}{'' if path == '/' else path}"))
 
 
+_RULE_COLUMNS = (DavLock.token, DavLock.root, DavLock.depth, DavLock.principal)
+
+_LOCKS_AT = select(*_RULE_COLUMNS).where(
+    DavLock.root.in_(bindparam("roots", expanding=True)), DavLock.expire >= bindparam("now")
+)
+
+_SNAPSHOT = select(DavLock.__table__).where(
+    or_(
+        DavLock.root.in_(bindparam("also", expanding=True)),
+        DavLock.root == bindparam("root"),
+        DavLock.root.like(bindparam("prefix"), escape="\\"),
+    ),
+    DavLock.expire >= bindparam("now"),
+)
+
+
 def check_write(
     s: Session | Connection,
     login: str,
@@ -88,13 +104,15 @@ def check_write(
             prefixes.add(url.rstrip("/") + "/")
     if not exact:
         return
-    conditions = [DavLock.root.in_(sorted(exact | inherited))]
-    conditions += [DavLock.root.like(like_prefix(p), escape="\\") for p in sorted(prefixes)]
-    rows = s.execute(
-        select(DavLock.token, DavLock.root, DavLock.depth, DavLock.principal).where(
-            or_(*conditions), DavLock.expire >= time.time()
-        )
-    ).all()
+    roots = sorted(exact | inherited)
+    if prefixes:
+        conditions = [DavLock.root.in_(roots)]
+        conditions += [DavLock.root.like(like_prefix(p), escape="\\") for p in sorted(prefixes)]
+        rows = s.execute(
+            select(*_RULE_COLUMNS).where(or_(*conditions), DavLock.expire >= time.time())
+        ).all()
+    else:  # the common case (a file written): one prepared statement
+        rows = s.execute(_LOCKS_AT, {"roots": roots, "now": time.time()}).all()
     for token, root, depth, principal in rows:
         applies = (
             root in exact
@@ -154,7 +172,7 @@ def _ancestors(root: str) -> list[str]:
     return ["/" + "/".join(parts[:i]) for i in range(len(parts))]
 
 
-def _as_dict(row: DavLock) -> LockDict:
+def _as_dict(row: Any) -> LockDict:
     return {
         "token": row.token,
         "root": row.root,
@@ -346,6 +364,15 @@ class LockRepo:
         self, root: str, *, include_root: bool, include_children: bool, also: Sequence[str] = ()
     ) -> list[LockDict]:
         """Live locks on ``root`` and/or below it, plus those rooted at ``also``."""
+        if include_root and include_children and also:  # a snapshot: one prepared statement
+            params = {
+                "also": list(also),
+                "root": root,
+                "prefix": like_prefix(root.rstrip("/") + "/"),
+                "now": time.time(),
+            }
+            with self.db.read_conn() as conn:
+                return [_as_dict(r) for r in conn.execute(_SNAPSHOT, params)]
         conditions = [DavLock.root.in_(also)] if also else []
         if include_root:
             conditions.append(DavLock.root == root)
@@ -354,11 +381,9 @@ class LockRepo:
             conditions.append(DavLock.root.like(like_prefix(prefix), escape="\\"))
         if not conditions:
             return []
-        with self.db.read() as s:
-            rows = s.scalars(
-                select(DavLock).where(or_(*conditions), DavLock.expire >= time.time())
-            ).all()
-            return [_as_dict(r) for r in rows]
+        query = select(DavLock.__table__).where(or_(*conditions), DavLock.expire >= time.time())
+        with self.db.read_conn() as conn:
+            return [_as_dict(r) for r in conn.execute(query)]
 
     def delete_under(self, root: str) -> int:
         """Remove every lock on ``root`` and below it (used after MOVE/DELETE)."""

@@ -50,7 +50,7 @@ def ingest(store, keys, data: bytes, piece: int = 64 * 1024, known=None):
 
 
 def manifest(result):
-    return [(b.hash, b.object_key, b.offset, b.size) for b in result.blocks]
+    return [(b.hash, b.object_key, b.offset, b.size, b.inline) for b in result.blocks]
 
 
 def read_all(store, keys, result) -> bytes:
