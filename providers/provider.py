@@ -38,6 +38,7 @@ from davdrive.service.paths import normalize_name
 from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
+from providers.propfind import handle_propfind
 from providers.resources import (
     CREATED_KEY,
     MTIME_APPLIED_KEY,
@@ -204,6 +205,8 @@ class DriveProvider(DAVProvider):
         home = quote(f"{self.mount_path}{self.share_path}/{p.login}")
         snapshot = storage.snapshot(home) if hasattr(storage, "snapshot") else nullcontext()
         with dav_errors(), snapshot:  # one lock query per request, not one per parent URL
+            if method == "PROPFIND":  # a text-built 207 for the common requests
+                return handle_propfind(self, environ, respond, default_handler)
             return default_handler(environ, respond)
 
     def _check_destination(self, environ: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 
 from davdrive.errors import (
     NotFound,
@@ -40,6 +40,27 @@ class Properties:
                 )
                 for row in rows:
                     out[row.node_id][row.name] = row.value
+        return out
+
+    def get_member_props(self, p: Principal, folder_id: int) -> dict[int, dict[str, bytes]]:
+        """The dead properties of a folder's live members and of the folder itself, in one
+        query by folder (a PROPFIND Depth 1 asks for all of them): node id -> {name: value},
+        only for nodes that have some. ``NotFound`` if the folder is not the caller's."""
+        owner = self.core.authorize(p)
+        out: dict[int, dict[str, bytes]] = {}
+        with self.core.db.read() as s:
+            if s.scalar(select(Node.user_id).where(Node.id == folder_id)) != owner:
+                raise NotFound("no such folder")
+            # The members through the live-name index (parent_id, name); ownership follows
+            # from the folder's, checked above.
+            members = select(Node.id).where(Node.parent_id == folder_id, Node.trashed_at.is_(None))
+            rows = s.execute(
+                select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value).where(
+                    or_(DeadProperty.node_id.in_(members), DeadProperty.node_id == folder_id)
+                )
+            )
+            for node_id, name, value in rows:
+                out.setdefault(node_id, {})[name] = value
         return out
 
     def set_dead_prop(self, p: Principal, node_id: int, name: str, value: bytes | None) -> None:
