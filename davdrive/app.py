@@ -158,7 +158,9 @@ def build_app(config: Config, *, create: bool = True) -> App:
     except BaseException:
         db.dispose()
         raise
-    store = BlockStore(backend, zstd_level=c.zstd_level, threads=c.pipeline_threads)
+    store = BlockStore(
+        backend, zstd_level=c.zstd_level, threads=c.pipeline_threads, inline_max=c.inline_max
+    )
     drive = Drive(
         db,
         store,

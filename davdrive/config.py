@@ -12,6 +12,7 @@ import yaml
 
 ENV_MASTER_KEY = "DAVDRIVE_MASTER_KEY"  # the current master key, base64 (instead of the file)
 
+KiB = 1 << 10
 GiB = 1 << 30
 DEFAULT_QUOTA = 10 * 10**9  # 10 GB, as the issue states it (decimal, like Dropbox/Nextcloud quotas)
 MAX_FILE_SIZE = 10 * 10**9
@@ -42,6 +43,9 @@ class Config:
     max_file_size: int = MAX_FILE_SIZE
     zstd_level: int = 1
     pipeline_threads: int = 2
+    # Files up to this size are kept inline (sealed) in the metadata database: no object and
+    # no fsync beyond the database's commit (issue 15). 0 keeps every block in the store.
+    inline_max: int = 64 * KiB
     log_level: str = "INFO"
     access_log: str = "-"  # one line per request: "-" stdout, a file path, or "off"
     journal_retention_days: float = 90.0  # older changes are pruned; older cursors get 410
@@ -167,7 +171,7 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(unknown)}")
-    for key in ("default_quota", "max_file_size"):
+    for key in ("default_quota", "max_file_size", "inline_max"):
         if key in values:
             values[key] = parse_size(values[key])
     if "access_log" in values:

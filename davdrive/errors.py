@@ -54,6 +54,12 @@ class PreconditionFailed(DriveError):
     code = "precondition_failed"
 
 
+class IsAFolder(Conflict):
+    """File content was sent to a path where a folder lives (WebDAV: 405 on PUT)."""
+
+    code = "is_a_folder"
+
+
 class Locked(DriveError):
     code = "locked"
 

@@ -15,6 +15,8 @@ from wsgidav.dav_error import (
     HTTP_REQUEST_ENTITY_TOO_LARGE,
     HTTP_UNAUTHORIZED,
     DAVError,
+    DAVErrorCondition,
+    PRECONDITION_CODE_LockConflict,
 )
 
 from davdrive import errors
@@ -26,6 +28,7 @@ STATUS: list[tuple[type[errors.DriveError], int]] = [
     (errors.ParentNotFound, HTTP_CONFLICT),
     (errors.NotFound, HTTP_NOT_FOUND),
     (errors.AlreadyExists, HTTP_METHOD_NOT_ALLOWED),  # MKCOL on an existing path
+    (errors.IsAFolder, HTTP_METHOD_NOT_ALLOWED),  # PUT to a collection
     (errors.PreconditionFailed, HTTP_PRECONDITION_FAILED),
     (errors.Locked, HTTP_LOCKED),
     (errors.FileTooLarge, HTTP_REQUEST_ENTITY_TOO_LARGE),
@@ -56,7 +59,16 @@ def to_dav_error(exc: BaseException) -> DAVError:
     if isinstance(exc, errors.DriveError):
         retry = exc.details.get("retry_after") if exc.details else None
         headers = [("Retry-After", str(int(float(retry))))] if retry is not None else None
+        condition = None
+        if isinstance(exc, errors.Locked) and exc.details.get("root"):
+            # as WsgiDAV's lock manager answers: the conflicting lock's root, RFC 4918 §16
+            condition = DAVErrorCondition(PRECONDITION_CODE_LockConflict)
+            condition.add_href(str(exc.details["root"]))
         return DAVError(
-            status_of(exc), context_info=exc.message, src_exception=exc, add_headers=headers
+            status_of(exc),
+            context_info=exc.message,
+            src_exception=exc,
+            err_condition=condition,
+            add_headers=headers,
         )
     return DAVError(HTTP_INTERNAL_ERROR, src_exception=exc)

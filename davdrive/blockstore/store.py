@@ -259,6 +259,7 @@ class Ingest:
         return written
 
 
+READ_AHEAD_AFTER = 2  # decode ahead once this many blocks were read one after the other
 SHA_OFFLOAD_MIN = 64 << 10  # smaller pieces cost less to hash than to hand over
 SHA_QUEUE = 8  # pieces (~1 MiB each from HTTP bodies) queued for the hasher per stream
 
@@ -286,6 +287,7 @@ class BlockReader(io.RawIOBase):
         self._block = b""
         self._ahead: deque[tuple[int, Future[bytes]]] = deque()
         self._depth = store.threads
+        self._run = 0  # blocks loaded in sequence so far
 
     def readable(self) -> bool:
         return True
@@ -331,9 +333,12 @@ class BlockReader(io.RawIOBase):
             ahead.clear()
             data = self._fetch(index)
         sequential = index == self._index + 1
+        self._run = self._run + 1 if sequential else 0
         self._index, self._block = index, data
-        if not sequential:
-            return  # a first read or a seek (a Range request): decode nothing it may not need
+        if self._run < READ_AHEAD_AFTER:
+            # A first read, a seek, or a range that may end in this block (a Range request
+            # spans one or two blocks): decode nothing it may not need.
+            return
         # Reading on: decode the next blocks on the worker threads while this one is consumed.
         nxt = ahead[-1][0] + 1 if ahead else index + 1
         while len(ahead) < self._depth and nxt < len(self._manifest):

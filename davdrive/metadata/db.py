@@ -62,6 +62,9 @@ class Database:
             else self.engine
         )
         self._write = sessionmaker(write_engine, expire_on_commit=False)
+        self._single_read = (
+            self.engine.execution_options(sqlite_begin="NONE") if self.is_sqlite else self.engine
+        )
         # One writer at a time in this process (SQLite only; PostgreSQL has row locks).
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if self.is_sqlite else nullcontext()
@@ -74,9 +77,12 @@ class Database:
             yield session
 
     @contextmanager
-    def read_conn(self) -> Iterator[Connection]:
-        """A read-only snapshot on a plain connection (no ORM session): for the hot paths."""
-        with self.engine.connect() as conn, conn.begin():
+    def read_conn(self, *, snapshot: bool = True) -> Iterator[Connection]:
+        """A read on a plain connection (no ORM session): for the hot paths. ``snapshot``:
+        several statements see one state. Without it (one statement, which SQLite runs
+        atomically on its own), SQLite skips BEGIN and COMMIT."""
+        engine = self.engine if snapshot else self._single_read
+        with engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
@@ -121,4 +127,5 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
         mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        if mode != "NONE":  # NONE: one statement, atomic by itself (autocommit)
+            conn.exec_driver_sql(f"BEGIN {mode}")

@@ -397,7 +397,7 @@ class Accounts:
         _expiry, principal, cred_gen = hit
         params = {"uid": principal.user_id, "did": principal.device_id}
         query = _CRED_GEN if principal.device_id is None else _DEVICE_CRED_GEN
-        with self.db.read_conn() as conn:
+        with self.db.read_conn(snapshot=False) as conn:
             current = conn.scalar(query, params)
         if current == cred_gen:
             return principal

@@ -16,6 +16,7 @@ from davdrive.errors import (
     Conflict,
     FileTooLarge,
     IncompleteUpload,
+    IsAFolder,
     NotFound,
     ParentNotFound,
     PreconditionFailed,
@@ -33,7 +34,7 @@ from davdrive.metrics import count_blocks
 from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore, etag
 from davdrive.service.locks import check_write
 from davdrive.service.lookup import MAX_CHAIN, find, node_etag
-from davdrive.service.paths import join, parent_and_name
+from davdrive.service.paths import join, parent_and_name, split_path
 from davdrive.service.timestamps import parse_mtime, shown_mtime
 from davdrive.service.types import (
     NodeInfo,
@@ -51,10 +52,21 @@ _BLOCK_IDS = select(Block.hash, Block.id, Block.tier).where(
     Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
 )
 
-_MANIFEST = (
-    select(Block.hash, Block.object_key, VersionBlock.offset, VersionBlock.size, Block.inline_data)
-    .join(Block, Block.id == VersionBlock.block_id)
-    .where(VersionBlock.version_id == bindparam("vid"))
+_VERSION_MANIFEST = (
+    select(
+        FileVersion.node_id,
+        FileVersion.user_id,
+        FileVersion.size,
+        Block.hash,
+        Block.object_key,
+        VersionBlock.offset,
+        VersionBlock.size.label("block_size"),
+        Block.inline_data,
+    )
+    .select_from(FileVersion)
+    .outerjoin(VersionBlock, VersionBlock.version_id == FileVersion.id)
+    .outerjoin(Block, Block.id == VersionBlock.block_id)
+    .where(FileVersion.id == bindparam("vid"))
     .order_by(VersionBlock.seq)
 )
 
@@ -127,6 +139,7 @@ class Upload:
         self._max_bytes = max_bytes
         self._quota_headroom = quota_headroom
         self.received = 0
+        self.created = False  # after ``commit``: whether the file was new
         self._done = False
         core = content.core
         self._ingest = core.store.ingest(
@@ -173,7 +186,7 @@ class Upload:
             raise
         self._done = True
         try:
-            return self._content.commit_version(
+            info, self.created = self._content.commit_new(
                 self._p,
                 self._owner_id,
                 self.path,
@@ -182,6 +195,7 @@ class Upload:
                 expected_etag=self._expected_etag,
                 create_only=self._create_only,
             )
+            return info
         except BaseException:
             # Refused at commit (412, 423, 507, ...): what it stored is referenced by nothing.
             written = [ref.object_key for ref in result.blocks if ref.new and ref.inline is None]
@@ -263,7 +277,7 @@ class Content:
             parent = self.core.resolve_dir(s, owner, parent_parts)
             existing = self.core.child(s, parent.id, name)
             if existing is not None and existing.is_dir:
-                raise Conflict(f"{join([*parent_parts, name])} is a folder")
+                raise IsAFolder(f"{join([*parent_parts, name])} is a folder")
             check_preconditions(existing, expected_etag, create_only)
             old = self.core.info(s, existing, "").size if existing is not None else 0
             user = s.get(User, owner)
@@ -289,6 +303,31 @@ class Content:
         create_only: bool,
         on_commit: Callable[[Session, AccountWrite, NodeInfo], None] | None = None,
     ) -> NodeInfo:
+        """Make ``result`` the current version of the file at ``path`` (see ``commit_new``)."""
+        info, _created = self.commit_new(
+            p,
+            owner,
+            path,
+            result,
+            mtime=mtime,
+            expected_etag=expected_etag,
+            create_only=create_only,
+            on_commit=on_commit,
+        )
+        return info
+
+    def commit_new(
+        self,
+        p: Principal,
+        owner: int,
+        path: str,
+        result: IngestResult,
+        *,
+        mtime: float | None,
+        expected_etag: str | None,
+        create_only: bool,
+        on_commit: Callable[[Session, AccountWrite, NodeInfo], None] | None = None,
+    ) -> tuple[NodeInfo, bool]:
         """Make ``result`` the current version of the file at ``path`` in one transaction of
         plain statements (the hot path of every upload): lock the account row, resolve the
         folder and the file in one query, check preconditions, locks and quota, register the
@@ -305,7 +344,7 @@ class Content:
                 raise Conflict(f"{join(parent_parts)} is a file")
             parent_id, node_id = row.n_id, row.c_id
             if node_id is not None and row.c_is_dir:
-                raise Conflict(f"{path} is a folder")
+                raise IsAFolder(f"{path} is a folder")
             if create_only and node_id is not None:
                 raise PreconditionFailed("the file exists")
             if expected_etag is not None:
@@ -409,7 +448,7 @@ class Content:
             acct.save()
         written = sum(1 for ref in result.blocks if ref.new)
         count_blocks(written, len(result.blocks) - written)
-        return info
+        return info, created
 
     def _target(
         self, s: Session, conn: Connection, owner: int, parent_parts: list[str], name: str
@@ -524,33 +563,45 @@ class Content:
         """A seekable reader over the current (or given) version; it has ``.size``; holds no DB
         session. Reading a damaged block raises ``IntegrityError``."""
         owner = self.core.authorize(p)
-        with self.core.db.read() as s:
-            node, parts = self.core.require(s, owner, path)
-            if node.is_dir:
+        parts = split_path(path)
+        with self.core.db.read_conn() as conn:
+            if len(parts) <= MAX_CHAIN:
+                row = find(conn, self.core.root_id(conn, owner), parts)
+                node_id, is_dir = (row.n_id, row.n_is_dir) if row is not None else (None, False)
+                current = row.n_current_version_id if row is not None else None
+            else:
+                with self.core.db.read() as s:
+                    node = self.core.resolve(s, owner, parts)
+                    node_id, is_dir = (node.id, node.is_dir) if node is not None else (None, False)
+                    current = node.current_version_id if node is not None else None
+            if node_id is None:
+                raise NotFound(f"{join(parts)} not found")
+            if is_dir:
                 raise Conflict(f"{join(parts)} is a folder")
-            vid = version_id if version_id is not None else node.current_version_id
-            version = s.get(FileVersion, vid) if vid is not None else None
-            if version is None or version.node_id != node.id:
-                raise NotFound("no such version")
-            return self._reader(s, owner, version)
+            vid = version_id if version_id is not None else current
+            rows = conn.execute(_VERSION_MANIFEST, {"vid": vid}).all() if vid is not None else []
+        if not rows or rows[0].node_id != node_id:
+            raise NotFound("no such version")
+        return self._reader(owner, rows)
 
     def open_version(self, p: Principal, version_id: int) -> BinaryIO:
         """A reader over exactly one version, wherever its file is now: a response whose
         headers (length, ETag) came from that version sends that version's bytes, even when a
         write replaced it meanwhile. ``NotFound`` if the principal cannot read it."""
         owner = self.core.authorize(p)
-        with self.core.db.read() as s:
-            version = s.get(FileVersion, version_id)
-            if version is None or version.user_id != owner:
-                raise NotFound("no such version")
-            return self._reader(s, owner, version)
+        with self.core.db.read_conn(snapshot=False) as conn:
+            rows = conn.execute(_VERSION_MANIFEST, {"vid": version_id}).all()
+        if not rows or rows[0].user_id != owner:
+            raise NotFound("no such version")
+        return self._reader(owner, rows)
 
-    def _reader(self, s: Session, owner: int, version: FileVersion) -> BinaryIO:
-        manifest = [
-            (row.hash, row.object_key, row.offset, row.size, row.inline_data)
-            for row in s.execute(_MANIFEST, {"vid": version.id})
-        ]
-        return self.core.store.open_reader(self.core.account_keys(owner), manifest, version.size)
+    def _reader(self, owner: int, rows: list[Row[Any]]) -> BinaryIO:
+        """A reader from the rows of ``_VERSION_MANIFEST`` (one per block; one with no block
+        for an empty version)."""
+        # columns 3.. are (hash, object_key, offset, block_size, inline_data): a manifest entry
+        manifest = [tuple(row[3:]) for row in rows] if rows[0].hash is not None else []
+        keys = self.core.account_keys(owner)
+        return self.core.store.open_reader(keys, manifest, rows[0].size)
 
     def read_bytes(self, p: Principal, path: str, *, version_id: int | None = None) -> bytes:
         reader = self.open_reader(p, path, version_id=version_id)

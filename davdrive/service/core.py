@@ -270,7 +270,7 @@ class DriveCore:
         fsck has not marked lost, kept inline or whose object is still in the store. A block
         whose object went missing is stored again by the next upload that contains it.
         ``as_object``: only an object counts (a caller that reads the block back by its key)."""
-        with self.db.read_conn() as conn:
+        with self.db.read_conn(snapshot=False) as conn:
             row = conn.execute(_HAS_BLOCK, {"uid": user_id, "hash": block_hash}).first()
         if row is None:
             return False

@@ -371,7 +371,7 @@ class LockRepo:
                 "prefix": like_prefix(root.rstrip("/") + "/"),
                 "now": time.time(),
             }
-            with self.db.read_conn() as conn:
+            with self.db.read_conn(snapshot=False) as conn:
                 return [_as_dict(r) for r in conn.execute(_SNAPSHOT, params)]
         conditions = [DavLock.root.in_(also)] if also else []
         if include_root:
@@ -382,7 +382,7 @@ class LockRepo:
         if not conditions:
             return []
         query = select(DavLock.__table__).where(or_(*conditions), DavLock.expire >= time.time())
-        with self.db.read_conn() as conn:
+        with self.db.read_conn(snapshot=False) as conn:
             return [_as_dict(r) for r in conn.execute(query)]
 
     def delete_under(self, root: str) -> int:
