@@ -38,6 +38,7 @@ from davdrive.service.paths import normalize_name
 from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
+from providers.fast_put import is_plain_put, plain_put
 from providers.propfind import handle_propfind
 from providers.resources import (
     CREATED_KEY,
@@ -171,6 +172,8 @@ class DriveProvider(DAVProvider):
             raw = environ.get("HTTP_X_OC_MTIME")
             if raw:
                 environ[MTIME_KEY] = _parse_oc_mtime(raw)
+            if len(parts) > 1 and is_plain_put(environ):
+                return plain_put(self.drive, p, "/" + "/".join(parts[1:]), environ, start_response)
             if len(parts) > 1:  # WsgiDAV asks for the target and its folder: one query
                 self._prefetch_pair(parts, p, environ)
         elif method in ("GET", "HEAD"):

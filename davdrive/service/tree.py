@@ -49,7 +49,7 @@ class Tree:
         owner = self.core.authorize(p)
         parts = split_path(path)
         if len(parts) <= lookup.MAX_CHAIN:  # one statement
-            with self.core.db.read_conn() as conn:
+            with self.core.db.read_conn(snapshot=False) as conn:
                 row = lookup.find(conn, self.core.root_id(conn, owner), parts)
             info = row_info(row, "n_", join(parts)) if row is not None else None
             if info is None:
@@ -67,7 +67,7 @@ class Tree:
         if not parts or len(parts) > lookup.MAX_CHAIN:
             parent_parts = parts[:-1]
             return self.try_stat(p, join(parent_parts)), self.try_stat(p, join(parts))
-        with self.core.db.read_conn() as conn:
+        with self.core.db.read_conn(snapshot=False) as conn:
             row = lookup.find(conn, self.core.root_id(conn, owner), parts[:-1], parts[-1])
         if row is None:
             return None, None
