@@ -3,7 +3,22 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
+
+
+class Subscription:
+    """One waiter's interest in an account's journal passing ``after_seq`` (``Bus.subscribe``).
+
+    ``callback(True)`` runs once, on the delivering thread and outside the bus lock, when a
+    change past ``after_seq`` is announced; ``callback(False)`` when the bus closes.
+    """
+
+    __slots__ = ("account_id", "after_seq", "callback")
+
+    def __init__(self, account_id: int, after_seq: int, callback: Callable[[bool], None]) -> None:
+        self.account_id = account_id
+        self.after_seq = after_seq
+        self.callback = callback
 
 
 class Bus:
@@ -20,9 +35,11 @@ class Bus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: dict[int, int] = {}
-        # One condition per account with waiters (all on the one lock), so a write wakes that
-        # account's long-polls only, not every waiting thread of the process.
-        self._waiting: dict[int, tuple[threading.Condition, int]] = {}
+        # The subscriptions of each account with waiters, so a write wakes that account's
+        # long-polls only. Each waiter sleeps on a lock of its own (``wait``): a write that
+        # wakes a thousand polls releases a thousand locks, and no woken thread queues for a
+        # shared one (the old single condition made them file through the bus lock one by one).
+        self._waiting: dict[int, dict[Subscription, None]] = {}
         self._closed = False
 
     def publish(self, account_id: int, seq: int) -> None:
@@ -30,38 +47,68 @@ class Bus:
         self._deliver(account_id, seq)
 
     def _deliver(self, account_id: int, seq: int) -> None:
-        """Wake this process's waiters for ``account_id``."""
+        """Wake this process's waiters for ``account_id`` whose cursor ``seq`` passes."""
         with self._lock:
             if seq > self._latest.get(account_id, 0):
                 self._latest[account_id] = seq
-            entry = self._waiting.get(account_id)
-            if entry is not None:
-                entry[0].notify_all()
+            subs = self._waiting.get(account_id)
+            if not subs:
+                return
+            due = [s for s in subs if s.after_seq < seq]
+            for s in due:
+                del subs[s]
+            if not subs:
+                del self._waiting[account_id]
+        for s in due:
+            s.callback(True)
+
+    def subscribe(
+        self, account_id: int, after_seq: int, callback: Callable[[bool], None]
+    ) -> Subscription | None:
+        """Call ``callback`` once when a change past ``after_seq`` is announced for the account
+        (True) or the bus closes (False). None, and no call, when one was announced already
+        (or the bus is closed: then the caller asks the journal)."""
+        with self._lock:
+            if self._closed or self._latest.get(account_id, 0) > after_seq:
+                return None
+            sub = Subscription(account_id, after_seq, callback)
+            self._waiting.setdefault(account_id, {})[sub] = None
+            return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget ``sub`` (harmless when it was delivered already)."""
+        with self._lock:
+            subs = self._waiting.get(sub.account_id)
+            if subs is not None and subs.pop(sub, 0) is None and not subs:
+                del self._waiting[sub.account_id]
 
     def wait(self, account_id: int, after_seq: int, timeout: float) -> bool:
         """Block until a change past ``after_seq`` is announced for the account, the timeout
         passes (False) or the bus closes (False). Costs no CPU while waiting."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            cond, count = self._waiting.get(account_id) or (threading.Condition(self._lock), 0)
-            self._waiting[account_id] = (cond, count + 1)
-            try:
-                while self._latest.get(account_id, 0) <= after_seq:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or self._closed:
-                        return False
-                    cond.wait(remaining)
-                return True
-            finally:
-                cond, count = self._waiting[account_id]
-                if count > 1:
-                    self._waiting[account_id] = (cond, count - 1)
-                else:
-                    del self._waiting[account_id]
+        woken = threading.Lock()
+        woken.acquire()
+        outcome: list[bool] = []
+
+        def wake(changed: bool) -> None:
+            outcome.append(changed)
+            woken.release()
+
+        sub = self.subscribe(account_id, after_seq, wake)
+        if sub is None:
+            with self._lock:
+                return not self._closed
+        try:
+            if woken.acquire(timeout=max(0.0, timeout)):
+                return outcome[0]
+            return False
+        finally:
+            self.unsubscribe(sub)
 
     def close(self) -> None:
         """Release every waiter (shutdown)."""
         with self._lock:
             self._closed = True
-            for cond, _count in self._waiting.values():
-                cond.notify_all()
+            subs = [s for by_account in self._waiting.values() for s in by_account]
+            self._waiting.clear()
+        for s in subs:
+            s.callback(False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from davdrive.errors import BadRequest, CursorExpired
 from davdrive.metadata.schema import Change, Device, User
 
 if TYPE_CHECKING:
+    from davdrive.notify.base import Subscription
     from davdrive.service.drive import Drive
     from davdrive.service.types import Principal
 
@@ -111,6 +112,36 @@ class Changes:
         with self.drive.db.read() as s:
             return (s.scalar(select(User.change_seq).where(User.id == owner)) or 0) > after
 
+    def watch(
+        self, p: Principal, cursor: str | int, on_change: Callable[[bool], None]
+    ) -> Watch | None:
+        """The non-blocking form of ``wait``: None when the journal already passed ``cursor``;
+        else a ``Watch`` whose ``on_change(True)`` runs (once, on the thread that delivers the
+        notification, which must not be kept long) when the bus announces a change past it,
+        ``on_change(False)`` when the bus closes. Whether a wake-up stands is then for
+        ``Watch.confirmed`` (or ``confirm_many`` for a batch) to say."""
+        owner = self.drive.core.authorize(p)
+        after = parse_cursor(cursor)
+        if self._head(owner) > after:
+            return None
+        sub = self.drive.bus.subscribe(owner, after, on_change)
+        if sub is None and self._head(owner) > after:
+            return None  # announced between the query and the subscription
+        # sub None otherwise: the bus is closing, no wake-up will come (``Watch.live``).
+        return Watch(self, owner, after, sub)
+
+    def confirm_many(self, watches: Sequence[Watch]) -> list[bool]:
+        """For woken watches: whether the journal really passed each one's cursor (no query
+        with an authoritative bus; else one query for all their accounts)."""
+        if self.drive.bus.authoritative:
+            return [True] * len(watches)
+        heads = self.heads(sorted({w.account_id for w in watches}))
+        return [heads.get(w.account_id, 0) > w.after for w in watches]
+
+    def _head(self, owner: int) -> int:
+        with self.drive.db.read() as s:
+            return s.scalar(select(User.change_seq).where(User.id == owner)) or 0
+
     def remember(self, p: Principal, cursor: str) -> None:
         """Keep a device's last cursor (the offline queue resumes from it)."""
         if p.device_id is None:
@@ -153,3 +184,33 @@ class Changes:
             return s.execute(
                 delete(Change).where(Change.at < cutoff, Change.seq < keep.scalar_subquery())
             ).rowcount
+
+
+class Watch:
+    """A parked long-poll's subscription (``Changes.watch``)."""
+
+    __slots__ = ("account_id", "after", "feed", "sub")
+
+    def __init__(
+        self, feed: Changes, account_id: int, after: int, sub: Subscription | None
+    ) -> None:
+        self.feed = feed
+        self.account_id = account_id
+        self.after = after
+        self.sub = sub
+
+    @property
+    def live(self) -> bool:
+        """False when no wake-up can come (the bus was closing): answer at once."""
+        return self.sub is not None
+
+    def cancel(self) -> None:
+        """Stop listening (idempotent; harmless after a delivery)."""
+        sub, self.sub = self.sub, None
+        if sub is not None:
+            self.feed.drive.bus.unsubscribe(sub)
+
+    def confirmed(self) -> bool:
+        """What the journal says now: has it passed the cursor? (Timeouts, closing, and
+        wake-ups on a bus that is not authoritative ask this.)"""
+        return self.feed._head(self.account_id) > self.after
