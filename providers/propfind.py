@@ -3,8 +3,9 @@
 WsgiDAV answers a PROPFIND by building an lxml tree: for every member, every property goes
 through ``get_property_value`` (several getter calls, a ref-URL, a DAVError per missing
 property), then ``add_property_response`` and one big ``tostring``. For 5,000 members that is
-~400 ms of Python. Here the common request (Depth 0 or 1; ``allprop``, ``propname`` or a
-``prop`` list; no conditional headers) is answered from the folder's one listing query:
+~400 ms of Python. Here the common request (Depth 0 or 1; an empty body, ``<allprop/>``,
+WsgiDAV's ``<name/>`` or a ``<prop>`` list; no conditional headers) is answered from the
+folder's one listing query (RFC 4918 ``<propname/>``, which WsgiDAV 4.4 ignores, is left to it):
 
 * per resource kind (file, folder) the request compiles once into a format string with the
   same elements, namespaces, propstat grouping and status lines WsgiDAV would write;
@@ -121,7 +122,7 @@ _LIVE: dict[str, tuple[str | None, str | None]] = {
     ),
     "{DAV:}getlastmodified": ("<D:getlastmodified>{4}</D:getlastmodified>",) * 2,
     "{DAV:}displayname": ("<D:displayname>{5}</D:displayname>",) * 2,
-    "{DAV:}getetag": ("<D:getetag>{6}</D:getetag>",) * 2,
+    "{DAV:}getetag": ('<D:getetag>"{6}"</D:getetag>',) * 2,  # quoted (resources.py)
     "{DAV:}lockdiscovery": ("<D:lockdiscovery/>",) * 2,
     "{DAV:}supportedlock": (SUPPORTED_LOCK,) * 2,
 }
@@ -208,7 +209,7 @@ class _Renderer:
         self.names = names
         self.environ = res.environ
         self.templates: dict[bool, str] = {}
-        self.created_cache: dict[float, str] = {}
+        self.created_cache: dict[float, str] = {}  # by whole second
         self.modified_cache: dict[int, str] = {}
         self.type_cache: dict[str, str] = {}
 
@@ -285,9 +286,10 @@ class _Renderer:
     def _plain(self, node: NodeInfo, href: str, name: str, usage: Any) -> str:
         """The response of a resource without dead properties or locks."""
         created = node.created
-        cdate = self.created_cache.get(created)
+        key = int(created) if created >= 0 else created  # gmtime() floors: same second
+        cdate = self.created_cache.get(key)
         if cdate is None:
-            cdate = self.created_cache[created] = _rfc3339(created)
+            cdate = self.created_cache[key] = _rfc3339(created)
         mtime = node.mtime
         whole = int(mtime)
         if mtime - whole < 0.999:  # the second is the integer part (datetime rounds to µs)
@@ -296,30 +298,23 @@ class _Renderer:
                 modified = self.modified_cache[whole] = _rfc1123(whole)
         else:
             modified = _rfc1123(mtime)
+        if "&" in name or "<" in name or ">" in name or "\r" in name:
+            name = _escape(name)
         if node.is_dir:
             return self.template(True).format(
-                href,
-                cdate,
-                None,
-                None,
-                modified,
-                _escape(name),
-                f'"{node.etag}"',
-                usage.used,
-                usage.available,
+                href, cdate, None, None, modified, name, node.etag, usage.used, usage.available
             )
-        dot = name.rfind(".")
-        if dot > 0 and name[0] == "." and not name[:dot].strip("."):
+        raw = node.name
+        dot = raw.rfind(".")
+        if dot > 0 and raw[0] == "." and not raw[:dot].strip("."):
             dot = -1  # only leading dots: no extension (``splitext``)
-        ext = name[dot:] if dot > 0 else ""
+        ext = raw[dot:] if dot > 0 else ""
         ctype = self.type_cache.get(ext)
         if ctype is None:
-            ctype = content_type("/" + name)
-            if _type_by_extension(name, ext):
+            ctype = content_type("/" + raw)
+            if _type_by_extension(raw, ext):
                 self.type_cache[ext] = ctype
-        return self.template(False).format(
-            href, cdate, node.size, ctype, modified, _escape(name), f'"{node.etag}"'
-        )
+        return self.template(False).format(href, cdate, node.size, ctype, modified, name, node.etag)
 
     def _lock_roots(self, res: Any, listed: bool) -> tuple[set[str], str]:
         """The resource's ref-URL (as lock roots are kept) and the lock roots that matter:
@@ -376,10 +371,8 @@ def _type_by_extension(name: str, ext: str) -> bool:
 
 def _escape(text: str) -> str:
     """Element text as lxml escapes it."""
-    if "&" in text or "<" in text or ">" in text or "\r" in text:
-        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-        text = text.replace("\r", "&#13;")
-    return text
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\r", "&#13;")
 
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

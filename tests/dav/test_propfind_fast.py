@@ -257,3 +257,23 @@ def test_missing_and_infinity(tree, twice):
     assert fast.status_code == slow.status_code == 404
     r = s.request("PROPFIND", u("wide/"), headers={"Depth": "infinity"})
     assert r.status_code == 403
+
+
+def test_deep_folder_and_gzip_names(dav_server, twice):
+    """A folder deeper than one resolving statement reaches (``lookup.MAX_CHAIN``) lists
+    through the step-by-step walk; compressed and suffix-aliased names keep their types."""
+    p = dav_server.principal("alice")
+    path = ""
+    for i in range(34):
+        path += f"/d{i}"
+        dav_server.drive.mkdir(p, path)
+    for name in ("a.tgz", "b.TXT.gz", "c.svgz", "data:x.txt", "...txt", ".a.md"):
+        dav_server.drive.write_file(p, f"{path}/{name}", b"x")
+    s = requests.Session()
+    s.auth = dav_server.auth("alice")
+    url = dav_server.dav("alice") + path.lstrip("/") + "/"
+    fast, slow, used_wsgidav = twice(s, url, "", {"Depth": "1"})
+    assert fast.status_code == 207, fast.text
+    _same(fast, slow)
+    assert used_wsgidav == 0
+    assert len(_by_href(fast.content)) == 7
