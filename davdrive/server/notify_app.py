@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_TIMEOUT = 120
+# The long-poll's two answers, rendered once (the bytes ``web.json_response`` gives).
+ANSWER = {c: json.dumps({"changes": c}).encode() for c in (True, False)}
+JSON = {"Content-Type": "application/json; charset=utf-8"}
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,6 +98,9 @@ class Waiters:
                 if not fut.done():
                     fut.set_result(False)
 
+    def has(self, account: int) -> bool:
+        return account in self._by_account
+
     def accounts(self) -> list[int]:
         return list(self._by_account)
 
@@ -116,20 +123,37 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
     def head(account: int) -> int:
         return dict(heads([account])).get(account, 0)
 
-    shared: dict[int, asyncio.Future[int]] = {}
+    queued: dict[int, asyncio.Future[int]] = {}
 
-    async def shared_head(account: int) -> int:
-        """The account's journal head; concurrent callers (a write wakes all of an account's
-        polls at once) share one query instead of queueing a thousand on the executor."""
-        fut = shared.get(account)
+    async def fresh_head(account: int) -> int:
+        """The account's journal head, read after this call: callers share a query that has
+        not started yet (a burst of NOTIFYs for one account costs one or two queries), never
+        one already running, which may predate the commit being announced."""
+        fut = queued.get(account)
         if fut is None:
-            fut = asyncio.get_running_loop().run_in_executor(None, head, account)
-            shared[account] = fut
-            fut.add_done_callback(lambda _f: shared.pop(account, None))
+
+            def run() -> int:
+                queued.pop(account, None)  # started: later callers need a query of their own
+                return head(account)
+
+            fut = asyncio.get_running_loop().run_in_executor(None, run)
+            queued[account] = fut
         return await asyncio.shield(fut)
+
+    async def confirm(account: int) -> None:
+        """A NOTIFY woke ``account``: the journal decides (a stray NOTIFY must not answer
+        true), with one query for all its parked polls, before any of them is resumed."""
+        try:
+            waiters.deliver(account, await fresh_head(account))
+        except Exception:  # noqa: BLE001 - the journal poll catches up within poll_interval
+            log.exception("journal query after a notification failed")
 
     def authenticate(header: str, client: str | None) -> Any:
         return principal_from_header(services.accounts, header, client)
+
+    def answer(changed: bool) -> web.Response:
+        """One of the two pre-rendered answers (as ``json_response`` would render them)."""
+        return web.Response(body=ANSWER[changed], headers=JSON)
 
     def fail(status: int, code: str, message: str) -> web.Response:
         resp = web.json_response({"error": {"code": code, "message": message}}, status=status)
@@ -161,16 +185,14 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
         metrics.LONGPOLLS_PARKED.inc()
         try:
             if await loop.run_in_executor(None, head, account) > cursor:
-                return web.json_response({"changes": True})
+                return answer(True)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(item[1]), timeout)
-            # The journal decides, not the wake-up: a stray NOTIFY must not answer true. A shared
-            # query may have started just before the commit that woke us, so a "no" is asked
-            # again on our own.
-            changed = await shared_head(account) > cursor
-            if not changed:
-                changed = await loop.run_in_executor(None, head, account) > cursor
-            return web.json_response({"changes": changed})
+                # Resolved True only from a journal head read after the commit (``confirm``
+                # and the poll): the answer needs no query of its own.
+                if await asyncio.wait_for(asyncio.shield(item[1]), timeout):
+                    return answer(True)
+            # Timeout or shutdown: the journal decides.
+            return answer(await loop.run_in_executor(None, head, account) > cursor)
         finally:
             waiters.remove(account, item)
             metrics.LONGPOLLS_PARKED.dec()
@@ -214,6 +236,8 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
             except Exception:  # noqa: BLE001 - keep serving; the next round retries
                 log.exception("journal poll failed")
 
+    confirmations: set[asyncio.Task[None]] = set()
+
     async def listener(app: web.Application) -> None:
         import psycopg
 
@@ -225,8 +249,11 @@ def make_notify_app(services: App, *, poll_interval: float = 1.0) -> web.Applica
                     database, schema = await cur.fetchone()
                     await conn.execute(f"LISTEN {channel_for(database, schema)}")
                     async for note in conn.notifies():
-                        account, _, seq = note.payload.partition(":")
-                        waiters.deliver(int(account), int(seq))
+                        account = int(note.payload.partition(":")[0])
+                        if waiters.has(account):
+                            task = asyncio.create_task(confirm(account))
+                            confirmations.add(task)
+                            task.add_done_callback(confirmations.discard)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001
