@@ -15,12 +15,19 @@ import threading
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 _done = False
 _lock = threading.Lock()
 
 
-def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
-    """Apply once per process; a no-op (False) where the C library is not glibc."""
+def tune_allocator(
+    mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20, arena_max: int = 2
+) -> bool:
+    """Apply once per process; a no-op (False) where the C library is not glibc.
+
+    ``arena_max``: glibc gives busy threads arenas of their own (up to 8 per core), and each
+    keeps its freed block buffers up to the trim threshold; a server with a thousand threads
+    then holds several times the memory its pipeline needs (issue 15: peak RSS)."""
     global _done
     with _lock:
         if _done:
@@ -32,8 +39,10 @@ def tune_allocator(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 
             mallopt = libc.mallopt
         except (OSError, AttributeError):
             return False
-        ok = bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(
-            mallopt(M_TRIM_THRESHOLD, trim_threshold)
+        ok = (
+            bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold))
+            and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+            and bool(mallopt(M_ARENA_MAX, arena_max))
         )
         _done = ok
         return ok

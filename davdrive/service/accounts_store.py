@@ -78,6 +78,7 @@ class AccountStore:
         with self.core.cache_lock:
             self.core.keys_cache.pop(user_id, None)
             self.core.roots_cache.pop(user_id, None)
+            self.core.logins_cache.pop(user_id, None)
 
     def principal(self, login: str, device_id: int | None = None) -> Principal:
         """The principal for a login, matched in its canonical (lowercase) form (``NotFound``)."""

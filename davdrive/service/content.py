@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, case, delete, insert, select, update
+from sqlalchemy import Select, bindparam, case, delete, func, insert, select, true, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
@@ -24,23 +25,25 @@ from davdrive.errors import (
 )
 from davdrive.metadata.schema import (
     Block,
+    DavLock,
     FileVersion,
     Node,
     User,
     VersionBlock,
 )
-from davdrive.metadata.upsert import insert_ignore, upsert_inline
+from davdrive.metadata.upsert import upsert_blocks, upsert_inline
 from davdrive.metrics import count_blocks
+from davdrive.service import versions as history
 from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore, etag
-from davdrive.service.locks import check_write
-from davdrive.service.lookup import MAX_CHAIN, find, node_etag
+from davdrive.service.locks import check_write, lock_roots
+from davdrive.service.lookup import MAX_CHAIN, chain_params, chain_query, find, node_etag
 from davdrive.service.paths import join, parent_and_name, split_path
 from davdrive.service.timestamps import parse_mtime, shown_mtime
 from davdrive.service.types import (
     NodeInfo,
     Principal,
 )
-from davdrive.service.versions import Versions
+from davdrive.service.versions import HANDOVER_SCAN, Versions, vacated_query
 
 PLACEHOLDER_WINDOW = 60.0
 
@@ -48,7 +51,7 @@ PLACEHOLDER_WINDOW = 60.0
 # quota): the commit makes them all atomically anyway, and a small body costs nothing to read.
 PRECHECK_MIN = 64 << 10
 
-_BLOCK_IDS = select(Block.hash, Block.id, Block.tier).where(
+_BLOCK_IDS = select(Block.hash, Block.id).where(
     Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
 )
 
@@ -97,6 +100,52 @@ _SET_CURRENT = (
     .where(Node.id == bindparam("nid"))
     .values(current_version_id=bindparam("vid"), status="ok", mtime=bindparam("mtime"))
 )
+
+
+UNKNOWN: Any = object()  # "not looked up yet"
+
+
+@lru_cache(maxsize=MAX_CHAIN + 1)
+def _prologue(depth: int) -> Select[Any]:
+    """The first statement of a commit (``commit_new``): the account row and
+    ``lookup.chain_query`` of the folder at ``depth`` with the member ``:child`` (NULL columns
+    when the folder is missing), how many live locks are rooted at
+    ``:lock_roots``, and the file that was moved away from or deleted at ``:path`` within the
+    handover window (``Versions.vacated``)."""
+    chain = chain_query(depth, True).subquery("t")
+    locks = (
+        select(func.count())
+        .select_from(DavLock)
+        .where(
+            DavLock.root.in_(bindparam("lock_roots", expanding=True)),
+            DavLock.expire >= bindparam("now"),
+        )
+        .scalar_subquery()
+    )
+    vacated = (
+        vacated_query(User.id, User.change_seq - HANDOVER_SCAN, bindparam("since"), "path")
+        .correlate(User)
+        .scalar_subquery()
+    )
+    return (
+        select(
+            User.login,
+            User.quota_bytes,
+            User.used_bytes,
+            User.change_seq,
+            locks.label("locks"),
+            vacated.label("vacated"),
+            *chain.c,
+        )
+        .select_from(User.__table__.outerjoin(chain, true()))
+        .where(User.id == bindparam("uid"))
+    )
+
+
+# PostgreSQL: lock the account row before the prologue reads, so that the prologue's snapshot
+# (READ COMMITTED: taken when the statement starts) sees what the previous writer committed.
+# A row lock taken by the prologue itself would recheck only the row, not the tree it read.
+_LOCK_ACCOUNT_ROW = select(User.id).where(User.id == bindparam("uid")).with_for_update()
 
 
 def check_preconditions(
@@ -335,9 +384,30 @@ class Content:
         parent_parts, name = parent_and_name(path)
         now = time.time()
         with self.core.mutation() as s:
-            acct = AccountWrite(s, owner)
-            conn = acct.conn
-            row = self._target(s, conn, owner, parent_parts, name)
+            conn = s.connection()
+            if len(parent_parts) <= MAX_CHAIN:
+                # one statement: the account row (locked), the folder and the file, whether
+                # any lock could apply, and the file that left this path just before, if any
+                login = self.core.login_of(conn, owner)
+                params = chain_params(self.core.root_id(conn, owner), parent_parts, name)
+                params.update(
+                    uid=owner,
+                    lock_roots=lock_roots(login, [join(parent_parts), path]),
+                    now=now,
+                    since=now - history.HANDOVER_WINDOW,
+                    path=path,
+                )
+                if conn.dialect.name != "sqlite":  # SQLite: the write transaction is exclusive
+                    conn.execute(_LOCK_ACCOUNT_ROW, {"uid": owner})
+                row = conn.execute(_prologue(len(parent_parts)), params).first()
+                acct = AccountWrite(s, owner, row)
+                maybe_locked, vacated = row.locks > 0, row.vacated
+                if row.n_id is None:
+                    row = None
+            else:
+                acct = AccountWrite(s, owner)
+                row = self._target(s, conn, owner, parent_parts, name)
+                maybe_locked, vacated = True, UNKNOWN
             if row is None:
                 raise ParentNotFound(f"folder {join(parent_parts)} does not exist")
             if not row.n_is_dir:
@@ -353,12 +423,13 @@ class Content:
                 current = node_etag(node_id, False, row.c_current_version_id, row.c_mtime)
                 if expected_etag not in ("*", current):
                     raise PreconditionFailed("the file changed since that version")
-            check_write(
-                conn,
-                acct.login,
-                p.lock_tokens,
-                nodes=[path] if node_id is not None else [join(parent_parts), path],
-            )
+            if maybe_locked:
+                check_write(
+                    conn,
+                    acct.login,
+                    p.lock_tokens,
+                    nodes=[path] if node_id is not None else [join(parent_parts), path],
+                )
             old_size, placeholder = 0, None
             if node_id is not None and row.c_current_version_id is not None:
                 old_size = row.c_size or 0
@@ -386,7 +457,8 @@ class Content:
                     },
                 ).scalar_one()
                 conn.execute(_TOUCH, {"nid": parent_id, "now": now})
-                vacated = self.versions.vacated(conn, owner, acct.seq, path)
+                if vacated is UNKNOWN:
+                    vacated = self.versions.vacated(conn, owner, acct.seq, path)
                 if vacated is not None:
                     self.versions.inherit_history(s, vacated, node_id, None)
             version_id = conn.execute(
@@ -465,10 +537,12 @@ class Content:
         self, conn: Connection, owner: int, result: IngestResult, now: float
     ) -> dict[str, int]:
         """Insert rows for newly stored blocks; return hash -> row id for every block used."""
+        ids: dict[str, int] = {}
         new_rows = {}
         for ref in result.blocks:
             if ref.inline is not None:
-                self._register_inline(conn, owner, ref, now)
+                if ref.hash not in ids:
+                    ids[ref.hash] = self._register_inline(conn, owner, ref, now)
             elif ref.new and ref.hash not in new_rows:
                 new_rows[ref.hash] = {
                     "user_id": owner,
@@ -486,31 +560,26 @@ class Content:
             if not self.core.store.has_object(row["object_key"]):
                 raise Conflict("a stored block vanished during the upload; please retry")
         if new_rows:
-            insert_ignore(conn, Block, list(new_rows.values()), ["user_id", "hash"])
-        wanted = sorted({ref.hash for ref in result.blocks})
-        ids: dict[str, int] = {}
-        healed: list[int] = []
+            # a row the account has already is kept (a lost one is whole again)
+            upsert = upsert_blocks(conn.dialect.name, LOST)
+            for row in conn.execute(upsert, list(new_rows.values())):
+                ids[row.hash] = row.id
+        wanted = sorted({ref.hash for ref in result.blocks} - ids.keys())  # deduplicated
         for i in range(0, len(wanted), IN_BATCH):
             batch = wanted[i : i + IN_BATCH]
             for row in conn.execute(_BLOCK_IDS, {"uid": owner, "hashes": batch}):
                 ids[row.hash] = row.id
-                if row.tier == LOST and row.hash in new_rows:
-                    healed.append(row.id)  # stored again by this upload: whole once more
-        if len(ids) != len(wanted):
+        if any(ref.hash not in ids for ref in result.blocks):
             # A deduplicated block was collected between the check and the commit: the caller
             # must send the file again (GC's grace period makes this all but impossible).
             raise Conflict("a stored block vanished during the upload; please retry")
-        if healed:
-            conn.execute(
-                update(Block).where(Block.id.in_(healed)).values(tier="hot", last_access=now)
-            )
         return ids
 
     @staticmethod
-    def _register_inline(conn: Connection, owner: int, ref: BlockRef, now: float) -> None:
-        """Record an inline block. Dedup is settled here: a row the account already has is
-        kept, and given these sealed bytes when it has none (lost, or its object is not
-        checked on this path), so the block is readable whatever became of its object."""
+    def _register_inline(conn: Connection, owner: int, ref: BlockRef, now: float) -> int:
+        """Record an inline block; its row id. Dedup is settled here: a row the account
+        already has is kept, and given these sealed bytes when it has none (lost, or its object
+        is not checked on this path), so the block is readable whatever became of its object."""
         row = {
             "user_id": owner,
             "hash": ref.hash,
@@ -522,7 +591,7 @@ class Content:
             "last_access": now,
             "inline_data": ref.inline,
         }
-        conn.execute(upsert_inline(conn.dialect.name), row)
+        return conn.execute(upsert_inline(conn.dialect.name), row).scalar_one()
 
     def write_file(
         self,

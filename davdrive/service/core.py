@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from davdrive.blockstore.keys import AccountKeys, KeyRing
@@ -154,11 +155,14 @@ class AccountWrite:
     The hot write path (a small PUT) uses it; it is the same rule as ``lock_account`` +
     ``charge`` + ``journal``."""
 
-    def __init__(self, s: Session, user_id: int) -> None:
+    def __init__(self, s: Session, user_id: int, row: Any = None) -> None:
+        """Lock and read the row, or take ``row`` (``login``, ``quota_bytes``, ``used_bytes``,
+        ``change_seq``) that the caller's own statement read and locked."""
         self.session = s
         self.conn = s.connection()
-        row = self.conn.execute(_ACCOUNT_ROW, {"uid": user_id}).first()
         if row is None:
+            row = self.conn.execute(_ACCOUNT_ROW, {"uid": user_id}).first()
+        if row is None or row.login is None:
             raise NotFound("no such account")
         self.id = user_id
         self.login: str = row.login
@@ -237,6 +241,7 @@ class DriveCore:
         # never reused (AUTOINCREMENT), so a deleted account's entry is never hit by another.
         self.keys_cache: dict[int, AccountKeys] = {}
         self.roots_cache: dict[int, int] = {}
+        self.logins_cache: dict[int, str] = {}
         self.cache_lock = threading.Lock()
 
     @contextmanager
@@ -316,6 +321,18 @@ class DriveCore:
     def authorize(self, p: Principal, write: bool = False) -> int:
         """Return the account whose namespace ``p`` acts on, as the access rule grants it."""
         return access.grant(p, Perm.WRITE if write else Perm.READ).owner_id
+
+    def login_of(self, s: Session | Connection, user_id: int) -> str:
+        """An account's login (immutable, like its root id: cached)."""
+        with self.cache_lock:
+            login = self.logins_cache.get(user_id)
+        if login is None:
+            login = s.scalar(select(User.login).where(User.id == user_id))
+            if login is None:
+                raise NotFound("no such account")
+            with self.cache_lock:
+                self.logins_cache[user_id] = login
+        return login
 
     def root_id(self, s: Session, user_id: int) -> int:
         with self.cache_lock:

@@ -77,6 +77,17 @@ _SNAPSHOT = select(DavLock.__table__).where(
 )
 
 
+def lock_roots(login: str, paths: Iterable[str]) -> list[str]:
+    """Every lock root that could protect a write to ``paths`` (their URLs and ancestors):
+    no live lock rooted there means ``check_write`` for those nodes has nothing to refuse."""
+    roots: set[str] = set()
+    for path in paths:
+        url = lock_url(login, path)
+        roots.add(url)
+        roots.update(_ancestors(url))
+    return sorted(roots)
+
+
 def check_write(
     s: Session | Connection,
     login: str,

@@ -5,8 +5,9 @@ rename (a file replaced by a move or copy, or re-created where its predecessor j
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, literal, select
+from sqlalchemy import Select, bindparam, delete, insert, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -38,21 +39,27 @@ HANDOVER_SCAN = 200  # journal rows looked back at (a bounded primary-key range 
 
 _VERSION_SIZE = select(FileVersion.size).where(FileVersion.id == bindparam("vid"))
 
-_VACATED = (
-    select(Change.node_id)
-    .where(
-        Change.user_id == bindparam("uid"),
-        Change.seq > bindparam("min_seq"),
-        Change.at >= bindparam("since"),
-        Change.is_dir.is_(False),
-        (
-            ((Change.kind == "moved") & (Change.from_path == bindparam("path")))
-            | ((Change.kind == "deleted") & (Change.path == bindparam("path")))
-        ),
+
+def vacated_query(uid: Any, min_seq: Any, since: Any, path_param: str) -> Select[Any]:
+    """The last file node moved away from, or deleted at, the path ``:<path_param>`` in an
+    account's journal after ``min_seq`` and ``since`` (bound values or SQL expressions)."""
+    path = bindparam(path_param)
+    return (
+        select(Change.node_id)
+        .where(
+            Change.user_id == uid,
+            Change.seq > min_seq,
+            Change.at >= since,
+            Change.is_dir.is_(False),
+            ((Change.kind == "moved") & (Change.from_path == path))
+            | ((Change.kind == "deleted") & (Change.path == path)),
+        )
+        .order_by(Change.seq.desc())
+        .limit(1)
     )
-    .order_by(Change.seq.desc())
-    .limit(1)
-)
+
+
+_VACATED = vacated_query(bindparam("uid"), bindparam("min_seq"), bindparam("since"), "path")
 
 
 class Versions:
