@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, BinaryIO
 
@@ -103,6 +104,20 @@ _SET_CURRENT = (
 
 
 UNKNOWN: Any = object()  # "not looked up yet"
+
+_ACCOUNT = select(User.login, User.quota_bytes, User.used_bytes, User.change_seq).where(
+    User.id == bindparam("uid")
+)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a write reads before it acts (``Content._read_target``)."""
+
+    account: Any  # login, quota_bytes, used_bytes, change_seq
+    row: Any  # lookup.chain_query's row with the member (None: the folder does not exist)
+    maybe_locked: bool  # a live lock is rooted where it could protect the write
+    vacated: Any  # the file that left the path in the handover window, None, or UNKNOWN
 
 
 @lru_cache(maxsize=MAX_CHAIN + 1)
@@ -323,19 +338,14 @@ class Content:
         if declared_size is not None and declared_size > self.core.max_file_size:
             raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
         with self.core.db.read() as s:
-            parent = self.core.resolve_dir(s, owner, parent_parts)
-            existing = self.core.child(s, parent.id, name)
-            if existing is not None and existing.is_dir:
-                raise IsAFolder(f"{join([*parent_parts, name])} is a folder")
-            check_preconditions(existing, expected_etag, create_only)
-            old = self.core.info(s, existing, "").size if existing is not None else 0
-            user = s.get(User, owner)
-            assert user is not None
-            target = join([*parent_parts, name])
-            self.core.guard(
-                s, user, p, nodes=[target] if existing else [join(parent_parts), target]
+            target = self._read_target(s, owner, parent_parts, name, time.time(), lock=False)
+            path = join([*parent_parts, name])
+            self._verify_target(
+                s.connection(), target, p, parent_parts, path, expected_etag, create_only
             )
-            headroom = user.quota_bytes - user.used_bytes + old
+        account, row = target.account, target.row
+        old = (row.c_size or 0) if row.c_id is not None else 0
+        headroom = account.quota_bytes - account.used_bytes + old
         if declared_size is not None and declared_size > headroom:
             raise QuotaExceeded("the file does not fit in the remaining quota")
         return headroom
@@ -385,51 +395,11 @@ class Content:
         now = time.time()
         with self.core.mutation() as s:
             conn = s.connection()
-            if len(parent_parts) <= MAX_CHAIN:
-                # one statement: the account row (locked), the folder and the file, whether
-                # any lock could apply, and the file that left this path just before, if any
-                login = self.core.login_of(conn, owner)
-                params = chain_params(self.core.root_id(conn, owner), parent_parts, name)
-                params.update(
-                    uid=owner,
-                    lock_roots=lock_roots(login, [join(parent_parts), path]),
-                    now=now,
-                    since=now - history.HANDOVER_WINDOW,
-                    path=path,
-                )
-                if conn.dialect.name != "sqlite":  # SQLite: the write transaction is exclusive
-                    conn.execute(_LOCK_ACCOUNT_ROW, {"uid": owner})
-                row = conn.execute(_prologue(len(parent_parts)), params).first()
-                acct = AccountWrite(s, owner, row)
-                maybe_locked, vacated = row.locks > 0, row.vacated
-                if row.n_id is None:
-                    row = None
-            else:
-                acct = AccountWrite(s, owner)
-                row = self._target(s, conn, owner, parent_parts, name)
-                maybe_locked, vacated = True, UNKNOWN
-            if row is None:
-                raise ParentNotFound(f"folder {join(parent_parts)} does not exist")
-            if not row.n_is_dir:
-                raise Conflict(f"{join(parent_parts)} is a file")
+            target = self._read_target(s, owner, parent_parts, name, now, lock=True)
+            acct = AccountWrite(s, owner, target.account)
+            row, vacated = target.row, target.vacated
+            self._verify_target(conn, target, p, parent_parts, path, expected_etag, create_only)
             parent_id, node_id = row.n_id, row.c_id
-            if node_id is not None and row.c_is_dir:
-                raise IsAFolder(f"{path} is a folder")
-            if create_only and node_id is not None:
-                raise PreconditionFailed("the file exists")
-            if expected_etag is not None:
-                if node_id is None:
-                    raise PreconditionFailed("the file does not exist")
-                current = node_etag(node_id, False, row.c_current_version_id, row.c_mtime)
-                if expected_etag not in ("*", current):
-                    raise PreconditionFailed("the file changed since that version")
-            if maybe_locked:
-                check_write(
-                    conn,
-                    acct.login,
-                    p.lock_tokens,
-                    nodes=[path] if node_id is not None else [join(parent_parts), path],
-                )
             old_size, placeholder = 0, None
             if node_id is not None and row.c_current_version_id is not None:
                 old_size = row.c_size or 0
@@ -521,6 +491,78 @@ class Content:
         written = sum(1 for ref in result.blocks if ref.new)
         count_blocks(written, len(result.blocks) - written)
         return info, created
+
+    def _read_target(
+        self,
+        s: Session,
+        owner: int,
+        parent_parts: list[str],
+        name: str,
+        now: float,
+        *,
+        lock: bool,
+    ) -> _Target:
+        """The account row, the folder and its member ``name`` for a write, in one statement
+        (``_prologue``) where the path allows. ``lock``: lock the account row first (a
+        commit; on SQLite the write transaction is exclusive already)."""
+        conn = s.connection()
+        path = join([*parent_parts, name])
+        if lock and conn.dialect.name != "sqlite":
+            conn.execute(_LOCK_ACCOUNT_ROW, {"uid": owner})
+        if len(parent_parts) > MAX_CHAIN:
+            account = conn.execute(_ACCOUNT, {"uid": owner}).first()
+            if account is None:
+                raise NotFound("no such account")
+            row = self._target(s, conn, owner, parent_parts, name)
+            return _Target(account, row, True, UNKNOWN)
+        login = self.core.login_of(conn, owner)
+        params = chain_params(self.core.root_id(conn, owner), parent_parts, name)
+        params.update(
+            uid=owner,
+            lock_roots=lock_roots(login, [join(parent_parts), path]),
+            now=now,
+            since=now - history.HANDOVER_WINDOW,
+            path=path,
+        )
+        row = conn.execute(_prologue(len(parent_parts)), params).first()
+        if row is None:
+            raise NotFound("no such account")
+        return _Target(row, row if row.n_id is not None else None, row.locks > 0, row.vacated)
+
+    def _verify_target(
+        self,
+        conn: Connection,
+        target: _Target,
+        p: Principal,
+        parent_parts: list[str],
+        path: str,
+        expected_etag: str | None,
+        create_only: bool,
+    ) -> None:
+        """The checks of a write to ``path`` (folder, not a folder, preconditions, locks)."""
+        row = target.row
+        if row is None:
+            raise ParentNotFound(f"folder {join(parent_parts)} does not exist")
+        if not row.n_is_dir:
+            raise Conflict(f"{join(parent_parts)} is a file")
+        node_id = row.c_id
+        if node_id is not None and row.c_is_dir:
+            raise IsAFolder(f"{path} is a folder")
+        if create_only and node_id is not None:
+            raise PreconditionFailed("the file exists")
+        if expected_etag is not None:
+            if node_id is None:
+                raise PreconditionFailed("the file does not exist")
+            current = node_etag(node_id, False, row.c_current_version_id, row.c_mtime)
+            if expected_etag not in ("*", current):
+                raise PreconditionFailed("the file changed since that version")
+        if target.maybe_locked:
+            check_write(
+                conn,
+                target.account.login,
+                p.lock_tokens,
+                nodes=[path] if node_id is not None else [join(parent_parts), path],
+            )
 
     def _target(
         self, s: Session, conn: Connection, owner: int, parent_parts: list[str], name: str
