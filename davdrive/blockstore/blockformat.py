@@ -28,24 +28,39 @@ _HEADER = struct.Struct(">4sBI12s")
 HEADER_SIZE = _HEADER.size
 OVERHEAD = HEADER_SIZE + 16
 
-_local = threading.local()
+# zstd contexts are reused (making one costs more than compressing a small block) but not
+# per thread: a server with a thousand request threads that each sealed one small file would
+# keep a thousand contexts (measured: RSS 150 -> 390 MiB over 6,000 small PUTs). Idle contexts
+# wait in a short free list; a context is used by one thread at a time.
+_IDLE_MAX = 8
+_lock = threading.Lock()
+_idle_cctx: dict[int, list[zstandard.ZstdCompressor]] = {}
+_idle_dctx: list[zstandard.ZstdDecompressor] = []
 
 
-def _compressor(level: int) -> zstandard.ZstdCompressor:
-    cache = getattr(_local, "cctx", None)
-    if cache is None:
-        cache = _local.cctx = {}
-    cctx = cache.get(level)
+def _compress(level: int, data: bytes) -> bytes:
+    with _lock:
+        idle = _idle_cctx.setdefault(level, [])
+        cctx = idle.pop() if idle else None
     if cctx is None:
-        cctx = cache[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
-    return cctx
+        cctx = zstandard.ZstdCompressor(level=level, write_content_size=True)
+    packed = cctx.compress(data)
+    with _lock:
+        if len(idle) < _IDLE_MAX:
+            idle.append(cctx)
+    return packed
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    dctx = getattr(_local, "dctx", None)
+def _decompress(payload: bytes) -> bytes:
+    with _lock:
+        dctx = _idle_dctx.pop() if _idle_dctx else None
     if dctx is None:
-        dctx = _local.dctx = zstandard.ZstdDecompressor()
-    return dctx
+        dctx = zstandard.ZstdDecompressor()
+    data = dctx.decompress(payload, max_output_size=MAX_SIZE)
+    with _lock:
+        if len(_idle_dctx) < _IDLE_MAX:
+            _idle_dctx.append(dctx)
+    return data
 
 
 def block_hash(data: bytes | memoryview) -> str:
@@ -60,7 +75,7 @@ def encode(
     flags = 0
     payload: bytes = data
     if level > 0 and data:
-        packed = _compressor(level).compress(data)
+        packed = _compress(level, data)
         if len(packed) <= len(data) * (1.0 - min_saving):
             payload, flags = packed, FLAG_ZSTD
     nonce = secrets.token_bytes(12)
@@ -87,7 +102,7 @@ def decode(keys: AccountKeys, hash_hex: str, blob: bytes) -> bytes:
         raise IntegrityError(f"block {hash_hex[:16]}: authentication failed") from None
     if flags & FLAG_ZSTD:
         try:
-            payload = _decompressor().decompress(payload, max_output_size=MAX_SIZE)
+            payload = _decompress(payload)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"block {hash_hex[:16]}: bad zstd frame: {exc}") from None
     if block_hash(payload) != hash_hex:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from davdrive.errors import InsufficientStorage
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_IMMEDIATE = {"sqlite_begin": "IMMEDIATE"}  # a write transaction takes SQLite's lock first
 SQLITE_FULL = 13  # SQLite's result code for "database or disk is full"
 PG_DISK_FULL = "53100"
 
@@ -55,16 +56,10 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
+        # One engine: the BEGIN mode travels as a connection's execution option, not as an
+        # OptionEngine (whose joined event dispatch costs on every statement).
         self._read = sessionmaker(self.engine, expire_on_commit=False)
-        write_engine = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE")
-            if self.is_sqlite
-            else self.engine
-        )
-        self._write = sessionmaker(write_engine, expire_on_commit=False)
-        self._single_read = (
-            self.engine.execution_options(sqlite_begin="NONE") if self.is_sqlite else self.engine
-        )
+        self._write = sessionmaker(self.engine, expire_on_commit=False)
         # One writer at a time in this process (SQLite only; PostgreSQL has row locks).
         self._write_lock: AbstractContextManager[object] = (
             threading.RLock() if self.is_sqlite else nullcontext()
@@ -81,9 +76,11 @@ class Database:
         """A read on a plain connection (no ORM session): for the hot paths. ``snapshot``:
         several statements see one state. Without it (one statement, which SQLite runs
         atomically on its own), SQLite skips BEGIN and COMMIT."""
-        engine = self.engine if snapshot else self._single_read
-        with engine.connect() as conn, conn.begin():
-            yield conn
+        with self.engine.connect() as conn:
+            if not snapshot and self.is_sqlite:
+                conn.execution_options(sqlite_begin="NONE")
+            with conn.begin():
+                yield conn
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -91,6 +88,8 @@ class Database:
         A database out of disk space raises ``InsufficientStorage`` (507), not a 500."""
         try:
             with self._write_lock, self._write() as session, session.begin():
+                if self.is_sqlite:
+                    session.connection(execution_options=_IMMEDIATE)
                 yield session
         except OperationalError as exc:
             if disk_full(exc):

@@ -79,7 +79,16 @@ def test_requests_latency_and_bytes_are_counted(live_server_factory, tmp_path):
     )
     assert tus.status_code == 201, tus.text
 
-    after = _scrape(srv)
+    # A request is counted when its response is closed, which may be just after the client
+    # has read it: scrape until the last one is in.
+    deadline = time.monotonic() + 10
+    while True:
+        after = _scrape(srv)
+        counted = _sum(after, "davdrive_http_requests_total", door="api", method="POST")
+        if counted > _sum(before, "davdrive_http_requests_total", door="api", method="POST"):
+            break
+        assert time.monotonic() < deadline, "the POST was never counted"
+        time.sleep(0.05)
 
     def grew(name: str, **labels: str) -> float:
         return _sum(after, name, **labels) - _sum(before, name, **labels)
