@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 
 from davdrive.errors import (
     NotFound,
@@ -19,6 +19,15 @@ from davdrive.service.types import (
     Principal,
 )
 
+_PROPS_OF = (
+    select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
+    .join(Node, Node.id == DeadProperty.node_id)
+    .where(
+        DeadProperty.node_id.in_(bindparam("ids", expanding=True)),
+        Node.user_id == bindparam("owner"),
+    )
+)
+
 
 class Properties:
     """Dead properties of nodes."""
@@ -31,15 +40,12 @@ class Properties:
         owner = self.core.authorize(p)
         out: dict[int, dict[str, bytes]] = {nid: {} for nid in node_ids}
         ids = list(out)
-        with self.core.db.read() as s:
+        # one batch (the common case: one node) is one statement, atomic by itself
+        with self.core.db.read_conn(snapshot=len(ids) > IN_BATCH) as conn:
             for i in range(0, len(ids), IN_BATCH):
-                rows = s.execute(
-                    select(DeadProperty.node_id, DeadProperty.name, DeadProperty.value)
-                    .join(Node, Node.id == DeadProperty.node_id)
-                    .where(DeadProperty.node_id.in_(ids[i : i + IN_BATCH]), Node.user_id == owner)
-                )
-                for row in rows:
-                    out[row.node_id][row.name] = row.value
+                rows = conn.execute(_PROPS_OF, {"ids": ids[i : i + IN_BATCH], "owner": owner})
+                for node_id, name, value in rows:
+                    out[node_id][name] = value
         return out
 
     def get_member_props(self, p: Principal, folder_id: int) -> dict[int, dict[str, bytes]]:
