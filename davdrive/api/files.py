@@ -224,7 +224,6 @@ def upload() -> Any:
     length = request.content_length
     _mtime_arg(request.args.get("mtime"))  # 400 before the body streams
     d, p = drive(), principal()
-    existed = d.try_stat(p, path) is not None
     if_match = request.headers.get("If-Match")
     upload = d.begin_upload(
         p,
@@ -251,5 +250,5 @@ def upload() -> Any:
         expected_size=length,
     )
     resp = jsonify(node_json(info))
-    resp.status_code = 200 if existed else 201
+    resp.status_code = 201 if upload.created else 200  # as the commit found it
     return resp
