@@ -1,4 +1,5 @@
-"""File content: streamed uploads into the block pipeline, committing versions, reading."""
+"""File content written: streamed uploads into the block pipeline and the commit of a version
+(reading lives in ``service/reading.py``)."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ from davdrive.metadata.schema import (
 from davdrive.metadata.upsert import upsert_blocks, upsert_inline
 from davdrive.metrics import count_blocks
 from davdrive.service import versions as history
-from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore, etag
+from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore
 from davdrive.service.locks import check_write, lock_roots
 from davdrive.service.lookup import MAX_CHAIN, chain_params, chain_query, find, node_etag
-from davdrive.service.paths import join, parent_and_name, split_path
+from davdrive.service.paths import join, parent_and_name
 from davdrive.service.timestamps import parse_mtime, shown_mtime
 from davdrive.service.types import (
     NodeInfo,
@@ -54,28 +55,6 @@ PRECHECK_MIN = 64 << 10
 
 _BLOCK_IDS = select(Block.hash, Block.id).where(
     Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
-)
-
-_VERSION_MANIFEST = (
-    select(
-        FileVersion.node_id,
-        FileVersion.user_id,
-        FileVersion.size,
-        Block.hash,
-        Block.object_key,
-        VersionBlock.offset,
-        VersionBlock.size.label("block_size"),
-        Block.inline_data,
-    )
-    .select_from(FileVersion)
-    .outerjoin(VersionBlock, VersionBlock.version_id == FileVersion.id)
-    .outerjoin(Block, Block.id == VersionBlock.block_id)
-    .where(FileVersion.id == bindparam("vid"))
-    .order_by(VersionBlock.seq)
-)
-
-_VERSION_HEAD = select(FileVersion.size, FileVersion.created_at, FileVersion.pinned).where(
-    FileVersion.id == bindparam("vid")
 )
 
 _DROP_VERSION = delete(FileVersion).where(FileVersion.id == bindparam("vid"))
@@ -102,7 +81,6 @@ _SET_CURRENT = (
     .values(current_version_id=bindparam("vid"), status="ok", mtime=bindparam("mtime"))
 )
 
-
 UNKNOWN: Any = object()  # "not looked up yet"
 
 _ACCOUNT = select(User.login, User.quota_bytes, User.used_bytes, User.change_seq).where(
@@ -122,7 +100,7 @@ class _Target:
 
 @lru_cache(maxsize=MAX_CHAIN + 1)
 def _prologue(depth: int) -> Select[Any]:
-    """The first statement of a commit (``commit_new``): the account row and
+    """The first statement of a commit (``commit_version``): the account row and
     ``lookup.chain_query`` of the folder at ``depth`` with the member ``:child`` (NULL columns
     when the folder is missing), how many live locks are rooted at
     ``:lock_roots``, and the file that was moved away from or deleted at ``:path`` within the
@@ -161,18 +139,6 @@ def _prologue(depth: int) -> Select[Any]:
 # (READ COMMITTED: taken when the statement starts) sees what the previous writer committed.
 # A row lock taken by the prologue itself would recheck only the row, not the tree it read.
 _LOCK_ACCOUNT_ROW = select(User.id).where(User.id == bindparam("uid")).with_for_update()
-
-
-def check_preconditions(
-    existing: Node | None, expected_etag: str | None, create_only: bool
-) -> None:
-    if create_only and existing is not None:
-        raise PreconditionFailed("the file exists")
-    if expected_etag is not None:
-        if existing is None:
-            raise PreconditionFailed("the file does not exist")
-        if expected_etag != "*" and expected_etag != etag(existing):
-            raise PreconditionFailed("the file changed since that version")
 
 
 class Upload:
@@ -250,7 +216,7 @@ class Upload:
             raise
         self._done = True
         try:
-            info, self.created = self._content.commit_new(
+            info, self.created = self._content.commit_version(
                 self._p,
                 self._owner_id,
                 self.path,
@@ -351,31 +317,6 @@ class Content:
         return headroom
 
     def commit_version(
-        self,
-        p: Principal,
-        owner: int,
-        path: str,
-        result: IngestResult,
-        *,
-        mtime: float | None,
-        expected_etag: str | None,
-        create_only: bool,
-        on_commit: Callable[[Session, AccountWrite, NodeInfo], None] | None = None,
-    ) -> NodeInfo:
-        """Make ``result`` the current version of the file at ``path`` (see ``commit_new``)."""
-        info, _created = self.commit_new(
-            p,
-            owner,
-            path,
-            result,
-            mtime=mtime,
-            expected_etag=expected_etag,
-            create_only=create_only,
-            on_commit=on_commit,
-        )
-        return info
-
-    def commit_new(
         self,
         p: Principal,
         owner: int,
@@ -669,54 +610,3 @@ class Content:
             upload.abort()
             raise
         return upload.commit(mtime=mtime)
-
-    def open_reader(self, p: Principal, path: str, *, version_id: int | None = None) -> BinaryIO:
-        """A seekable reader over the current (or given) version; it has ``.size``; holds no DB
-        session. Reading a damaged block raises ``IntegrityError``."""
-        owner = self.core.authorize(p)
-        parts = split_path(path)
-        with self.core.db.read_conn() as conn:
-            if len(parts) <= MAX_CHAIN:
-                row = find(conn, self.core.root_id(conn, owner), parts)
-                node_id, is_dir = (row.n_id, row.n_is_dir) if row is not None else (None, False)
-                current = row.n_current_version_id if row is not None else None
-            else:
-                with self.core.db.read() as s:
-                    node = self.core.resolve(s, owner, parts)
-                    node_id, is_dir = (node.id, node.is_dir) if node is not None else (None, False)
-                    current = node.current_version_id if node is not None else None
-            if node_id is None:
-                raise NotFound(f"{join(parts)} not found")
-            if is_dir:
-                raise Conflict(f"{join(parts)} is a folder")
-            vid = version_id if version_id is not None else current
-            rows = conn.execute(_VERSION_MANIFEST, {"vid": vid}).all() if vid is not None else []
-        if not rows or rows[0].node_id != node_id:
-            raise NotFound("no such version")
-        return self._reader(owner, rows)
-
-    def open_version(self, p: Principal, version_id: int) -> BinaryIO:
-        """A reader over exactly one version, wherever its file is now: a response whose
-        headers (length, ETag) came from that version sends that version's bytes, even when a
-        write replaced it meanwhile. ``NotFound`` if the principal cannot read it."""
-        owner = self.core.authorize(p)
-        with self.core.db.read_conn(snapshot=False) as conn:
-            rows = conn.execute(_VERSION_MANIFEST, {"vid": version_id}).all()
-        if not rows or rows[0].user_id != owner:
-            raise NotFound("no such version")
-        return self._reader(owner, rows)
-
-    def _reader(self, owner: int, rows: list[Row[Any]]) -> BinaryIO:
-        """A reader from the rows of ``_VERSION_MANIFEST`` (one per block; one with no block
-        for an empty version)."""
-        # columns 3.. are (hash, object_key, offset, block_size, inline_data): a manifest entry
-        manifest = [tuple(row[3:]) for row in rows] if rows[0].hash is not None else []
-        keys = self.core.account_keys(owner)
-        return self.core.store.open_reader(keys, manifest, rows[0].size)
-
-    def read_bytes(self, p: Principal, path: str, *, version_id: int | None = None) -> bytes:
-        reader = self.open_reader(p, path, version_id=version_id)
-        try:
-            return reader.read()
-        finally:
-            reader.close()

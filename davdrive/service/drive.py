@@ -21,6 +21,7 @@ from davdrive.service.core import DriveCore, Expect
 from davdrive.service.fsck import FsckReport
 from davdrive.service.fsck import fsck as run_fsck
 from davdrive.service.properties import Properties
+from davdrive.service.reading import Reading
 from davdrive.service.trash import Trash
 from davdrive.service.tree import Tree
 from davdrive.service.versions import Versions
@@ -51,6 +52,7 @@ class Drive:
         self.versions = Versions(core)
         self.trash = Trash(core)
         self.content = Content(core, self.versions)
+        self.reading = Reading(core)
         self.tree = Tree(core, self.versions, self.trash)
         self.properties = Properties(core)
         # accounts and keys
@@ -77,9 +79,9 @@ class Drive:
         self.begin_upload = self.content.begin_upload
         self.check_upload = self.content.check_upload
         self.write_file = self.content.write_file
-        self.open_reader = self.content.open_reader
-        self.open_version = self.content.open_version
-        self.read_bytes = self.content.read_bytes
+        self.open_reader = self.reading.open_reader
+        self.open_version = self.reading.open_version
+        self.read_bytes = self.reading.read_bytes
         # versions
         self.list_versions = self.versions.list_versions
         self.restore_version = self.versions.restore_version

@@ -409,18 +409,8 @@ def _transfer_parts(src: str, dst: str, verb: str) -> tuple[list[str], list[str]
     return src_parts, dst_parts
 
 
-_LIST_COLUMNS = (  # the order ``_members`` unpacks
-    Node.id,
-    Node.user_id,
-    Node.name,
-    Node.is_dir,
-    Node.current_version_id,
-    Node.mtime,
-    Node.created_at,
-    Node.status,
-    FileVersion.size,
-    FileVersion.content_hash,
-)
+# MEMBER_COLUMNS without parent_id (the folder's own id): the order ``_members`` unpacks
+_LIST_COLUMNS = tuple(c for c in MEMBER_COLUMNS if c is not Node.parent_id)
 
 
 def _members_query(folder_id: int, after: str | None, limit: int | None) -> Any:

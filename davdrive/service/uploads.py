@@ -367,7 +367,7 @@ class ResumableUploads:
                 is_dir=False,
             )
 
-        return self.drive.content.commit_version(
+        info, _created = self.drive.content.commit_version(
             p,
             p.user_id,
             path,
@@ -377,6 +377,7 @@ class ResumableUploads:
             create_only=False,
             on_commit=finish,
         )
+        return info
 
     @staticmethod
     def _staged(s, row: UploadSession) -> list[tuple[str, str]]:  # noqa: ANN001
