@@ -48,6 +48,13 @@ class Conflict(DriveError):
     code = "conflict"
 
 
+class OtherTree(Conflict):
+    """A move or copy between two owners' trees (a share and one's own files): not done
+    server-side; a client copies the content instead (WebDAV: 502, RFC 4918 §9.9.4)."""
+
+    code = "other_tree"
+
+
 class PreconditionFailed(DriveError):
     """An expected version (ETag / base revision) is not the current one."""
 

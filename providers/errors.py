@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from wsgidav.dav_error import (
+    HTTP_BAD_GATEWAY,
     HTTP_BAD_REQUEST,
     HTTP_CONFLICT,
     HTTP_FORBIDDEN,
@@ -37,6 +38,7 @@ STATUS: list[tuple[type[errors.DriveError], int]] = [
     (errors.BadRequest, HTTP_BAD_REQUEST),
     (errors.IncompleteUpload, HTTP_BAD_REQUEST),
     (errors.PermissionDenied, HTTP_FORBIDDEN),
+    (errors.OtherTree, HTTP_BAD_GATEWAY),  # MOVE/COPY across owners: the client copies
     (errors.Conflict, HTTP_CONFLICT),
     (errors.NotAuthenticated, HTTP_UNAUTHORIZED),
     (errors.TooManyRequests, HTTP_TOO_MANY_REQUESTS),

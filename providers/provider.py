@@ -33,6 +33,7 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVProvider
 
 from davdrive.errors import BadRequest
+from davdrive.service.access import Perm
 from davdrive.service.drive import Drive
 from davdrive.service.paths import normalize_name
 from davdrive.service.timestamps import parse_mtime
@@ -180,6 +181,14 @@ class DriveProvider(DAVProvider):
             res = self.get_resource_inst(environ["PATH_INFO"], environ)
             if res is not None and res.is_collection:
                 return _folder_page(res, start_response, head=method == "HEAD")
+        elif method in ("LOCK", "PROPPATCH") and len(parts) > 1:
+            # WsgiDAV keeps locks and answers PROPPATCH per property: a read-only share must
+            # refuse the request as a whole, before either happens.
+            with dav_errors():
+                rights = self.drive.rights(p, "/" + "/".join(parts[1:]))
+            wanted = Perm.WRITE if method == "PROPPATCH" else Perm.WRITE | Perm.CREATE
+            if not rights & wanted:
+                raise DAVError(HTTP_FORBIDDEN, "read-only: you may not change this item")
         elif method in ("MOVE", "COPY"):
             if not str(environ.get("HTTP_DESTINATION", "")).strip():
                 raise DAVError(HTTP_BAD_REQUEST, "MOVE and COPY need a Destination header")

@@ -64,6 +64,9 @@ class User(Base):
     # Credentials generation: bumped by every password change. A process that cached a
     # verification compares it (one indexed read) so a change made anywhere counts at once.
     cred_gen: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # How many shares this account gave (a hint, never too low): a write whose account has none
+    # skips the look-up of recipients whose journals must hear of it (``service.fanout``).
+    shares_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Device(Base):
@@ -116,6 +119,8 @@ class Node(Base):
     created_at: Mapped[float] = mapped_column(Float)
     trashed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     trashed_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Who moved it to the trash (the owner, or a recipient of a share); NULL before 0006.
+    trashed_by: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class FileVersion(Base):
@@ -223,6 +228,50 @@ class DavLock(Base):
     expire: Mapped[float] = mapped_column(Float, index=True)
 
 
+class Share(Base):
+    """A user share: ``recipient`` may act on ``node`` (a file or folder of ``owner``) and
+    everything below it with ``perms`` (Nextcloud's bits: read 1, write 2, create 4, delete 8).
+    The recipient sees it at ``mount_path`` in their own tree (a root-level name at first)."""
+
+    __tablename__ = "share"
+    __table_args__ = (
+        UniqueConstraint("node_id", "recipient_id", name="uq_share_node_recipient"),
+        Index("ix_share_recipient", "recipient_id"),
+        Index("ix_share_owner", "owner_id"),
+        NEVER_REUSE_IDS,
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    perms: Mapped[int] = mapped_column(Integer)
+    mount_path: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Link(Base):
+    """A share link: whoever holds ``token`` reaches ``node`` (of ``owner``) with the rights of
+    ``kind`` (view, edit, upload, drop), unless revoked, expired or used up; optionally behind
+    a password (argon2). ``uses`` counts files or archives downloaded and files uploaded."""
+
+    __tablename__ = "link"
+    __table_args__ = (Index("ix_link_owner", "owner_id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    node_id: Mapped[int] = mapped_column(ForeignKey("node.id", ondelete="CASCADE"))
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
 class UploadSession(Base):
     """A resumable (tus) upload: durable across disconnects and restarts until it completes.
 
@@ -247,6 +296,9 @@ class UploadSession(Base):
     mtime: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    # The account whose tree the file goes to and whose keys seal its blocks: the uploader's
+    # own, or the owner of the share the path is in. NULL (before 0006): the uploader's.
+    owner_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class UploadBlock(Base):

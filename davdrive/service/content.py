@@ -22,6 +22,7 @@ from davdrive.errors import (
     IsAFolder,
     NotFound,
     ParentNotFound,
+    PermissionDenied,
     PreconditionFailed,
     QuotaExceeded,
 )
@@ -36,6 +37,7 @@ from davdrive.metadata.schema import (
 from davdrive.metadata.upsert import upsert_blocks, upsert_inline
 from davdrive.metrics import count_blocks
 from davdrive.service import versions as history
+from davdrive.service.access import Perm, Target
 from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore
 from davdrive.service.locks import check_write, lock_roots
 from davdrive.service.lookup import MAX_CHAIN, chain_params, chain_query, find, node_etag
@@ -83,9 +85,9 @@ _SET_CURRENT = (
 
 UNKNOWN: Any = object()  # "not looked up yet"
 
-_ACCOUNT = select(User.login, User.quota_bytes, User.used_bytes, User.change_seq).where(
-    User.id == bindparam("uid")
-)
+_ACCOUNT = select(
+    User.login, User.quota_bytes, User.used_bytes, User.change_seq, User.shares_out
+).where(User.id == bindparam("uid"))
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,7 @@ def _prologue(depth: int) -> Select[Any]:
             User.quota_bytes,
             User.used_bytes,
             User.change_seq,
+            User.shares_out,
             locks.label("locks"),
             vacated.label("vacated"),
             *chain.c,
@@ -152,8 +155,7 @@ class Upload:
         self,
         content: Content,
         p: Principal,
-        owner_id: int,
-        path: str,
+        target: Target,
         *,
         expected_etag: str | None,
         create_only: bool,
@@ -162,8 +164,9 @@ class Upload:
     ) -> None:
         self._content = content
         self._p = p
-        self._owner_id = owner_id
-        self.path = path
+        self._target = target
+        self._owner_id = owner_id = target.owner_id
+        self.path = target.path  # in the owner's tree
         self._expected_etag = expected_etag
         self._create_only = create_only
         self._max_bytes = max_bytes
@@ -218,8 +221,7 @@ class Upload:
         try:
             info, self.created = self._content.commit_version(
                 self._p,
-                self._owner_id,
-                self.path,
+                self._target,
                 result,
                 mtime=mtime,
                 expected_etag=self._expected_etag,
@@ -262,9 +264,10 @@ class Content:
         ``expected_etag``: the write must replace exactly that version (If-Match / base_rev);
         ``"*"`` means "must exist". ``create_only``: fail if the path exists (If-None-Match: *).
         """
-        owner = self.core.authorize(p, write=True)
-        parent_parts, name = parent_and_name(path)
-        target = join([*parent_parts, name])
+        parent_and_name(path)  # BadRequest for the root
+        t = self.core.target(p, path)
+        if not t.perms & (Perm.WRITE | Perm.CREATE):
+            raise PermissionDenied("not allowed: write")
         if declared_size is not None and declared_size > self.core.max_file_size:
             raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
         if declared_size is not None and declared_size <= PRECHECK_MIN:
@@ -272,16 +275,16 @@ class Content:
         else:
             headroom = self.check_upload(
                 p,
-                target,
+                path,
                 expected_etag=expected_etag,
                 create_only=create_only,
                 declared_size=declared_size,
+                target=t,
             )
         return Upload(
             self,
             p,
-            owner,
-            target,
+            t,
             expected_etag=expected_etag,
             create_only=create_only,
             max_bytes=self.core.max_file_size,
@@ -296,20 +299,23 @@ class Content:
         expected_etag: str | None = None,
         create_only: bool = False,
         declared_size: int | None = None,
+        target: Target | None = None,
     ) -> int:
-        """Whether a write of ``declared_size`` bytes to ``path`` would be accepted now
-        (size, parent, preconditions, locks, quota); returns the quota headroom in bytes."""
-        owner = self.core.authorize(p, write=True)
-        parent_parts, name = parent_and_name(path)
+        """Whether a write of ``declared_size`` bytes to ``path`` (of ``p``'s view; ``target``
+        if already resolved) would be accepted now (rights, size, parent, preconditions, locks,
+        quota); returns the quota headroom in bytes."""
+        t = target if target is not None else self.core.target(p, path)
+        owner = t.owner_id
+        parent_parts, name = parent_and_name(t.path)
         if declared_size is not None and declared_size > self.core.max_file_size:
             raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
         with self.core.db.read() as s:
-            target = self._read_target(s, owner, parent_parts, name, time.time(), lock=False)
+            found = self._read_target(s, owner, parent_parts, name, time.time(), lock=False)
             path = join([*parent_parts, name])
             self._verify_target(
-                s.connection(), target, p, parent_parts, path, expected_etag, create_only
+                s.connection(), found, p, t, parent_parts, path, expected_etag, create_only
             )
-        account, row = target.account, target.row
+        account, row = found.account, found.row
         old = (row.c_size or 0) if row.c_id is not None else 0
         headroom = account.quota_bytes - account.used_bytes + old
         if declared_size is not None and declared_size > headroom:
@@ -319,8 +325,7 @@ class Content:
     def commit_version(
         self,
         p: Principal,
-        owner: int,
-        path: str,
+        t: Target,
         result: IngestResult,
         *,
         mtime: float | None,
@@ -331,7 +336,10 @@ class Content:
         """Make ``result`` the current version of the file at ``path`` in one transaction of
         plain statements (the hot path of every upload): lock the account row, resolve the
         folder and the file in one query, check preconditions, locks and quota, register the
-        blocks, write node, version, block list and journal rows, save the account row."""
+        blocks, write node, version, block list and journal rows, save the account row.
+        ``t``: where the path landed by the access rule (``DriveCore.target``); the answer
+        shows the file as ``p`` sees it."""
+        owner, path = t.owner_id, t.path
         parent_parts, name = parent_and_name(path)
         now = time.time()
         with self.core.mutation() as s:
@@ -339,7 +347,8 @@ class Content:
             target = self._read_target(s, owner, parent_parts, name, now, lock=True)
             acct = AccountWrite(s, owner, target.account)
             row, vacated = target.row, target.vacated
-            self._verify_target(conn, target, p, parent_parts, path, expected_etag, create_only)
+            self._verify_target(conn, target, p, t, parent_parts, path, expected_etag, create_only)
+            self.core.recheck(conn, t)
             parent_id, node_id = row.n_id, row.c_id
             old_size, placeholder = 0, None
             if node_id is not None and row.c_current_version_id is not None:
@@ -431,7 +440,7 @@ class Content:
             acct.save()
         written = sum(1 for ref in result.blocks if ref.new)
         count_blocks(written, len(result.blocks) - written)
-        return info, created
+        return t.show(info), created
 
     def _read_target(
         self,
@@ -475,20 +484,23 @@ class Content:
         conn: Connection,
         target: _Target,
         p: Principal,
+        t: Target,
         parent_parts: list[str],
         path: str,
         expected_etag: str | None,
         create_only: bool,
     ) -> None:
-        """The checks of a write to ``path`` (folder, not a folder, preconditions, locks)."""
+        """The checks of a write to ``path`` (folder, not a folder, rights, preconditions,
+        locks)."""
         row = target.row
         if row is None:
-            raise ParentNotFound(f"folder {join(parent_parts)} does not exist")
+            raise ParentNotFound(f"folder {t.shown(join(parent_parts))} does not exist")
         if not row.n_is_dir:
-            raise Conflict(f"{join(parent_parts)} is a file")
+            raise Conflict(f"{t.shown(join(parent_parts))} is a file")
         node_id = row.c_id
         if node_id is not None and row.c_is_dir:
-            raise IsAFolder(f"{path} is a folder")
+            raise IsAFolder(f"{t.shown(path)} is a folder")
+        t.require(Perm.CREATE if node_id is None else Perm.WRITE)
         if create_only and node_id is not None:
             raise PreconditionFailed("the file exists")
         if expected_etag is not None:

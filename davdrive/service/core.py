@@ -39,10 +39,12 @@ from davdrive.metadata.schema import (
     User,
     VersionBlock,
 )
+from davdrive.metadata.shares import ShareRow, mounts_of, node_place, share_by_id
 from davdrive.notify.base import Bus
 from davdrive.notify.memory import MemoryBus
-from davdrive.service import access
+from davdrive.service import access, fanout
 from davdrive.service.access import Perm
+from davdrive.service.fanout import Echo, change_row
 from davdrive.service.locks import check_write
 from davdrive.service.paths import join, split_path
 from davdrive.service.references import referenced_keys
@@ -70,7 +72,7 @@ _HAS_BLOCK = select(Block.object_key, Block.inline_data.is_not(None).label("inli
 _ROOT_ID = select(User.root_id).where(User.id == bindparam("uid"))
 
 _ACCOUNT_ROW = (
-    select(User.login, User.quota_bytes, User.used_bytes, User.change_seq)
+    select(User.login, User.quota_bytes, User.used_bytes, User.change_seq, User.shares_out)
     .where(User.id == bindparam("uid"))
     .with_for_update()
 )
@@ -169,6 +171,7 @@ class AccountWrite:
         self.quota: int = row.quota_bytes
         self.used: int = row.used_bytes
         self.seq: int = row.change_seq
+        self.shares_out: int = row.shares_out
         self._start = (self.used, self.seq)
 
     def charge(self, delta: int) -> None:
@@ -188,29 +191,22 @@ class AccountWrite:
         is_dir: bool,
         from_path: str | None = None,
     ) -> None:
-        """Append a change row (the bus hears of it after the commit)."""
+        """Append a change row, and the rows of the recipients of shares that cover it (the
+        bus hears of them after the commit)."""
         self.seq += 1
         self.session.info.setdefault("journal", {})[self.id] = self.seq
-        self.conn.execute(
-            _INSERT_CHANGE,
-            {
-                "user_id": self.id,
-                "seq": self.seq,
-                "node_id": node_id,
-                "kind": kind,
-                "path": path,
-                "from_path": from_path,
-                "version_id": version_id,
-                "device_id": p.device_id,
-                "is_dir": is_dir,
-                "at": time.time(),
-            },
-        )
+        change = Echo(kind, path, from_path, node_id, version_id, p.device_id, is_dir)
+        self.conn.execute(_INSERT_CHANGE, change_row(self.id, self.seq, change))
+        fanout.echo(self.conn, self.session.info, self.id, self.shares_out, change)
 
     def save(self) -> None:
         """Write quota use and journal sequence back (nothing if neither changed)."""
         if (self.used, self.seq) != self._start:
             self.conn.execute(_SAVE_ACCOUNT, {"uid": self.id, "used": self.used, "seq": self.seq})
+
+
+def _same(path: str) -> str:
+    return path
 
 
 def key_context(user_id: int) -> bytes:
@@ -322,6 +318,72 @@ class DriveCore:
         """Return the account whose namespace ``p`` acts on, as the access rule grants it."""
         return access.grant(p, Perm.WRITE if write else Perm.READ).owner_id
 
+    def mounts(self, conn: Connection, p: Principal) -> list[ShareRow]:
+        """The shares ``p`` received (one indexed read; a link's holder has none)."""
+        return mounts_of(conn, p.user_id) if p.link is None else []
+
+    def target(self, p: Principal, path: str | list[str], need: Perm = Perm.READ) -> access.Target:
+        """Where ``path`` of ``p``'s view lands, by the access rule (``service.access``);
+        ``PermissionDenied`` when ``need`` is not granted there."""
+        parts = split_path(path) if isinstance(path, str) else path
+        with self.db.read_conn(snapshot=False) as conn:
+            mounts = self.mounts(conn, p)
+            t = access.target(p, parts, mounts, lambda nid: node_place(conn, nid))
+        t.require(need)
+        return t
+
+    def node_perms(self, conn: Connection, p: Principal, owner_id: int, node_id: int) -> Perm:
+        """What ``p`` may do to a node known by id (a revision, a property, a trash item):
+        everything in its own tree, the share's rights inside a live share it received,
+        nothing elsewhere. Doors answer ``NotFound`` for nothing, so ids leak nothing."""
+        if p.link is not None:
+            place = node_place(conn, node_id)
+            if place is None or not place.live or p.link.node_id not in place.ancestry:
+                return Perm.NONE
+            return access.LINK_PERMS[p.link.kind] if owner_id == p.user_id else Perm.NONE
+        if owner_id == p.user_id:
+            return access.OWNER
+        mounts = [m for m in self.mounts(conn, p) if m.owner_id == owner_id]
+        if not mounts:
+            return Perm.NONE
+        place = node_place(conn, node_id)
+        if place is None or not place.live or place.owner_id != owner_id:
+            return Perm.NONE
+        depth = {nid: i for i, nid in enumerate(place.ancestry)}
+        best = max(
+            (m for m in mounts if m.node_id in depth), key=lambda m: depth[m.node_id], default=None
+        )
+        return Perm(best.perms) if best is not None else Perm.NONE
+
+    def node_id_at(self, p: Principal, path: str) -> int:
+        """The id of the node ``path`` names in ``p``'s view (``NotFound``)."""
+        t = self.target(p, path)
+        with self.db.read() as s:
+            return self.at(s, t)[0].id
+
+    def recheck(self, s: Session | Connection, t: access.Target) -> None:
+        """Inside a write transaction (after the owner's account row is locked): the share
+        ``t`` went through still exists, with the rights it had, and its node is still where
+        it was; otherwise ``Conflict`` (the request raced a revocation or a move: retry)."""
+        if t.view is None:
+            return
+        conn = s.connection() if isinstance(s, Session) else s
+        if t.share is None:  # a link: its node is still where it was
+            place = node_place(conn, t.node_id) if t.node_id is not None else None
+            if place is None or not place.live or place.path != t.base:
+                raise Conflict("the shared item moved while this request ran; try again")
+            return
+        share = share_by_id(conn, t.share.id)
+        place = node_place(conn, t.share.node_id)
+        if (
+            share is None
+            or share.perms != t.share.perms
+            or place is None
+            or not place.live
+            or place.path != t.base
+        ):
+            raise Conflict("the share changed while this request ran; try again")
+
     def login_of(self, s: Session | Connection, user_id: int) -> str:
         """An account's login (immutable, like its root id: cached)."""
         with self.cache_lock:
@@ -356,21 +418,40 @@ class DriveCore:
             node = self.child(s, node.id, part)
         return node
 
-    def resolve_dir(self, s: Session, owner_id: int, parts: list[str]) -> Node:
-        """The folder at ``parts``: ``ParentNotFound`` if missing, ``Conflict`` if a file."""
+    def resolve_dir(
+        self, s: Session, owner_id: int, parts: list[str], t: access.Target | None = None
+    ) -> Node:
+        """The folder at ``parts``: ``ParentNotFound`` if missing, ``Conflict`` if a file
+        (messages name the path as ``t``'s principal sees it)."""
         node = self.resolve(s, owner_id, parts)
+        shown = t.shown if t is not None else _same
         if node is None:
-            raise ParentNotFound(f"folder {join(parts)} does not exist")
+            raise ParentNotFound(f"folder {shown(join(parts))} does not exist")
         if not node.is_dir:
-            raise Conflict(f"{join(parts)} is a file")
+            raise Conflict(f"{shown(join(parts))} is a file")
         return node
 
-    def require(self, s: Session, owner_id: int, path: str) -> tuple[Node, list[str]]:
+    def require(
+        self, s: Session, owner_id: int, path: str, t: access.Target | None = None
+    ) -> tuple[Node, list[str]]:
+        """The node at ``path`` of ``owner_id``'s tree and its components; ``NotFound``."""
         parts = split_path(path)
         node = self.resolve(s, owner_id, parts)
         if node is None:
-            raise NotFound(f"{join(parts)} not found")
+            raise NotFound(f"{(t.shown if t is not None else _same)(join(parts))} not found")
         return node, parts
+
+    def at(self, s: Session, t: access.Target) -> tuple[Node, list[str]]:
+        """The node ``t`` addresses, in the owner's tree, and its (owner) components."""
+        return self.require(s, t.owner_id, t.path, t)
+
+    def locked_at(self, s: Session, t: access.Target) -> tuple[User, Node, list[str]]:
+        """For a mutation: lock the owner's account row, recheck the share ``t`` went
+        through, and resolve the node it addresses."""
+        user = self.lock_account(s, t.owner_id)
+        self.recheck(s, t)
+        node, parts = self.at(s, t)
+        return user, node, parts
 
     def info(
         self, s: Session, node: Node, path: str, version: FileVersion | None = None
@@ -414,21 +495,20 @@ class DriveCore:
             s.flush()
         user.change_seq += 1
         s.info.setdefault("journal", {})[user.id] = user.change_seq
-        s.connection().execute(
-            _INSERT_CHANGE,
-            {
-                "user_id": user.id,
-                "seq": user.change_seq,
-                "node_id": node.id if node is not None else None,
-                "kind": kind,
-                "path": path,
-                "from_path": from_path,
-                "version_id": node.current_version_id if node is not None else None,
-                "device_id": p.device_id,
-                "is_dir": node.is_dir if node is not None else False,
-                "at": time.time(),
-            },
+        change = Echo(
+            kind,
+            path,
+            from_path,
+            node.id if node is not None else None,
+            node.current_version_id if node is not None else None,
+            p.device_id,
+            node.is_dir if node is not None else False,
         )
+        conn = s.connection()
+        conn.execute(_INSERT_CHANGE, change_row(user.id, user.change_seq, change))
+        if user.shares_out:
+            s.flush()  # the recipients' rows are bumped on the same connection
+            fanout.echo(conn, s.info, user.id, user.shares_out, change)
 
     def charge(self, user: User, delta: int) -> None:
         if delta > 0 and user.used_bytes + delta > user.quota_bytes:

@@ -22,6 +22,7 @@ from davdrive.service.fsck import FsckReport
 from davdrive.service.fsck import fsck as run_fsck
 from davdrive.service.properties import Properties
 from davdrive.service.reading import Reading
+from davdrive.service.shares import Shares
 from davdrive.service.trash import Trash
 from davdrive.service.tree import Tree
 from davdrive.service.versions import Versions
@@ -53,7 +54,8 @@ class Drive:
         self.trash = Trash(core)
         self.content = Content(core, self.versions)
         self.reading = Reading(core)
-        self.tree = Tree(core, self.versions, self.trash)
+        self.shares = Shares(core)
+        self.tree = Tree(core, self.versions, self.trash, self.shares)
         self.properties = Properties(core)
         # accounts and keys
         self.create_account = self.accounts.create_account
@@ -65,6 +67,7 @@ class Drive:
         self.account_keys = core.account_keys
         # the namespace
         self.stat = self.tree.stat
+        self.rights = self.tree.rights
         self.try_stat = self.tree.try_stat
         self.stat_pair = self.tree.stat_pair
         self.list_dir = self.tree.list_dir

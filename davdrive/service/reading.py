@@ -9,6 +9,7 @@ from sqlalchemy.engine import Row
 
 from davdrive.errors import Conflict, NotFound
 from davdrive.metadata.schema import Block, FileVersion, VersionBlock
+from davdrive.service.access import Perm
 from davdrive.service.core import DriveCore
 from davdrive.service.lookup import MAX_CHAIN, find
 from davdrive.service.paths import join, split_path
@@ -42,8 +43,9 @@ class Reading:
     def open_reader(self, p: Principal, path: str, *, version_id: int | None = None) -> BinaryIO:
         """A seekable reader over the current (or given) version; it has ``.size``; holds no DB
         session. Reading a damaged block raises ``IntegrityError``."""
-        owner = self.core.authorize(p)
-        parts = split_path(path)
+        t = self.core.target(p, path, Perm.READ)
+        owner, shown = t.owner_id, join(split_path(path))
+        parts = split_path(t.path)
         with self.core.db.read_conn() as conn:
             if len(parts) <= MAX_CHAIN:
                 row = find(conn, self.core.root_id(conn, owner), parts)
@@ -55,9 +57,9 @@ class Reading:
                     node_id, is_dir = (node.id, node.is_dir) if node is not None else (None, False)
                     current = node.current_version_id if node is not None else None
             if node_id is None:
-                raise NotFound(f"{join(parts)} not found")
+                raise NotFound(f"{shown} not found")
             if is_dir:
-                raise Conflict(f"{join(parts)} is a folder")
+                raise Conflict(f"{shown} is a folder")
             vid = version_id if version_id is not None else current
             rows = conn.execute(_VERSION_MANIFEST, {"vid": vid}).all() if vid is not None else []
         if not rows or rows[0].node_id != node_id:
@@ -68,12 +70,13 @@ class Reading:
         """A reader over exactly one version, wherever its file is now: a response whose
         headers (length, ETag) came from that version sends that version's bytes, even when a
         write replaced it meanwhile. ``NotFound`` if the principal cannot read it."""
-        owner = self.core.authorize(p)
         with self.core.db.read_conn(snapshot=False) as conn:
             rows = conn.execute(_VERSION_MANIFEST, {"vid": version_id}).all()
-        if not rows or rows[0].user_id != owner:
-            raise NotFound("no such version")
-        return self._reader(owner, rows)
+            if not rows or not (
+                self.core.node_perms(conn, p, rows[0].user_id, rows[0].node_id) & Perm.READ
+            ):
+                raise NotFound("no such version")
+        return self._reader(rows[0].user_id, rows)
 
     def _reader(self, owner: int, rows: list[Row[Any]]) -> BinaryIO:
         """A reader from the rows of ``_VERSION_MANIFEST`` (one per block; one with no block

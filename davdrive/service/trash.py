@@ -36,6 +36,7 @@ class Trash:
         self.core.charge(user, -self.core.subtree_size(s, node.id))
         node.trashed_at = time.time()
         node.trashed_path = path
+        node.trashed_by = p.user_id
         self.core.touch(s.get(Node, node.parent_id))
         self.core.journal(s, user, p, "deleted", node, path)
 

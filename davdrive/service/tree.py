@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Text, delete, insert, literal, select, update
@@ -13,6 +14,7 @@ from davdrive.errors import (
     AlreadyExists,
     Conflict,
     NotFound,
+    OtherTree,
     PermissionDenied,
     PreconditionFailed,
 )
@@ -23,10 +25,12 @@ from davdrive.metadata.schema import (
     User,
 )
 from davdrive.service import lookup
+from davdrive.service.access import Perm, Target
 from davdrive.service.core import MEMBER_COLUMNS, DriveCore, Expect, check_expect, member
 from davdrive.service.locks import drop_locks
 from davdrive.service.lookup import node_etag, row_info
 from davdrive.service.paths import join, parent_and_name, split_path
+from davdrive.service.shares import Shares
 from davdrive.service.timestamps import parse_mtime, shown_mtime
 from davdrive.service.trash import Trash
 from davdrive.service.types import (
@@ -39,39 +43,55 @@ from davdrive.service.versions import Versions
 class Tree:
     """Paths and the operations that change the shape of the tree."""
 
-    def __init__(self, core: DriveCore, versions: Versions, trash: Trash) -> None:
+    def __init__(self, core: DriveCore, versions: Versions, trash: Trash, shares: Shares) -> None:
         self.core = core
         self.versions = versions
         self.trash = trash
+        self.shares = shares
+
+    def rights(self, p: Principal, path: str) -> Perm:
+        """What ``p`` may do at ``path`` by the access rule (a door that must refuse before
+        the service is reached, such as WebDAV's LOCK, asks this)."""
+        return self.core.target(p, path).perms
 
     def stat(self, p: Principal, path: str) -> NodeInfo:
         """``NotFound`` if nothing lives at path (``BadRequest`` for hostile paths)."""
-        owner = self.core.authorize(p)
-        parts = split_path(path)
+        return self._stat(self.core.target(p, path))
+
+    def _stat(self, t: Target) -> NodeInfo:
+        parts = split_path(t.path)
         if len(parts) <= lookup.MAX_CHAIN:  # one statement
             with self.core.db.read_conn(snapshot=False) as conn:
-                row = lookup.find(conn, self.core.root_id(conn, owner), parts)
+                row = lookup.find(conn, self.core.root_id(conn, t.owner_id), parts)
             info = row_info(row, "n_", join(parts)) if row is not None else None
             if info is None:
-                raise NotFound(f"{join(parts)} not found")
-            return info
+                raise NotFound(f"{t.shown(join(parts))} not found")
+            return t.show(info)
         with self.core.db.read() as s:
-            node, parts = self.core.require(s, owner, path)
-            return self.core.info(s, node, join(parts))
+            node, parts = self.core.at(s, t)
+            return t.show(self.core.info(s, node, join(parts)))
 
     def stat_pair(self, p: Principal, path: str) -> tuple[NodeInfo | None, NodeInfo | None]:
         """The folder that would hold ``path`` and what lives at ``path``, in one statement
         (a PUT needs both); ``(None, None)`` when the folder does not exist."""
-        owner = self.core.authorize(p)
         parts = split_path(path)
-        if not parts or len(parts) > lookup.MAX_CHAIN:
+        t = self.core.target(p, parts)
+        owner_parts = split_path(t.path)
+        if not parts or len(owner_parts) > lookup.MAX_CHAIN or t.at_mount:
             parent_parts = parts[:-1]
             return self.try_stat(p, join(parent_parts)), self.try_stat(p, join(parts))
         with self.core.db.read_conn(snapshot=False) as conn:
-            row = lookup.find(conn, self.core.root_id(conn, owner), parts[:-1], parts[-1])
+            row = lookup.find(
+                conn, self.core.root_id(conn, t.owner_id), owner_parts[:-1], owner_parts[-1]
+            )
         if row is None:
             return None, None
-        return row_info(row, "n_", join(parts[:-1])), row_info(row, "c_", join(parts))
+        folder = row_info(row, "n_", join(owner_parts[:-1]))
+        member = row_info(row, "c_", t.path)
+        return (
+            t.show(folder) if folder is not None else None,
+            t.show(member) if member is not None else None,
+        )
 
     def try_stat(self, p: Principal, path: str) -> NodeInfo | None:
         try:
@@ -93,23 +113,49 @@ class Tree:
         read with a second on the same plain connection (one snapshot, no ORM session); a
         folder of 5,000 members loads in ~20 ms.
         """
-        owner = self.core.authorize(p)
-        parts = split_path(path)
+        shown = join(split_path(path))
+        t = self.core.target(p, path)
+        owner, parts = t.owner_id, split_path(t.path)
         if len(parts) > lookup.MAX_CHAIN:  # deeper than one statement resolves: walk
             with self.core.db.read() as s:
-                node, parts = self.core.require(s, owner, path)
+                node, parts = self.core.at(s, t)
                 if not node.is_dir:
-                    raise Conflict(f"{join(parts)} is not a folder")
+                    raise Conflict(f"{shown} is not a folder")
                 rows = s.execute(_members_query(node.id, after, limit)).all()
-            return _members(rows, node.id, join(parts), limit)
-        with self.core.db.read_conn() as conn:
-            row = lookup.find(conn, self.core.root_id(conn, owner), parts)
-            if row is None:
-                raise NotFound(f"{join(parts)} not found")
-            if not row.n_is_dir:
-                raise Conflict(f"{join(parts)} is not a folder")
-            rows = conn.execute(_members_query(row.n_id, after, limit)).all()
-        return _members(rows, row.n_id, join(parts), limit)
+            folder_id = node.id
+        else:
+            with self.core.db.read_conn() as conn:
+                row = lookup.find(conn, self.core.root_id(conn, owner), parts)
+                if row is None:
+                    raise NotFound(f"{shown} not found")
+                if not row.n_is_dir:
+                    raise Conflict(f"{shown} is not a folder")
+                rows = conn.execute(_members_query(row.n_id, after, limit)).all()
+            folder_id = row.n_id
+        members, more = _members(rows, folder_id, shown, limit)
+        if t.view is not None:
+            return [replace(m, perms=int(t.perms)) for m in members], more
+        mounted = self._mounted(p, t, shown, after)
+        if not mounted:
+            return members, more
+        names = {m.name for m in mounted}
+        merged = sorted([m for m in members if m.name not in names] + mounted, key=_by_name)
+        if limit is not None and len(merged) > limit:
+            return merged[:limit], True
+        return merged, more
+
+    def _mounted(self, p: Principal, t: Target, folder: str, after: str | None) -> list[NodeInfo]:
+        """The mount points of ``p``'s shares that stand in its own folder ``folder``."""
+        out = []
+        for m in t.mounts:
+            head, _, name = m.mount_path.rpartition("/")
+            if (head or "/") != folder or (after is not None and name <= after):
+                continue
+            try:
+                out.append(self.stat(p, m.mount_path))
+            except NotFound:  # the shared node is in the owner's trash
+                continue
+        return out
 
     def list_tree(
         self,
@@ -122,13 +168,13 @@ class Tree:
         """Everything below a folder, parents before children (ordered by path), the entries
         whose path sorts after ``after``, at most ``limit``: ``(entries, has_more, seq)`` where
         ``seq`` is the account's journal position this page was read at."""
-        owner = self.core.authorize(p)
+        t = self.core.target(p, path)
         with self.core.db.read() as s:
-            node, parts = self.core.require(s, owner, path)
+            node, parts = self.core.at(s, t)
             if not node.is_dir:
-                raise Conflict(f"{join(parts)} is not a folder")
-            seq = s.scalar(select(User.change_seq).where(User.id == owner)) or 0
-            prefix = join(parts).rstrip("/")
+                raise Conflict(f"{t.shown(join(parts))} is not a folder")
+            seq = s.scalar(select(User.change_seq).where(User.id == p.user_id)) or 0
+            prefix = join(split_path(path)).rstrip("/")
             tree = select(Node.id.label("id"), literal(prefix, type_=Text).label("path")).where(
                 Node.id == node.id
             )
@@ -153,18 +199,26 @@ class Tree:
                 query = query.where(key > after)
             rows = s.execute(query).all()
         entries = [member(row, row.parent_id, row.path) for row in rows[:limit]]
+        if t.view is not None:
+            entries = [replace(e, perms=int(t.perms)) for e in entries]
         return entries, len(rows) > limit, seq
 
     def mkdir(self, p: Principal, path: str) -> NodeInfo:
         """``AlreadyExists`` if anything lives there; ``ParentNotFound`` without a parent."""
-        owner = self.core.authorize(p, write=True)
-        parent_parts, name = parent_and_name(path)
+        parent_and_name(path)  # BadRequest for the root
+        t = self.core.target(p, path)
+        if t.at_mount:
+            raise AlreadyExists(f"{t.shown(t.path)} exists")
+        t.require(Perm.CREATE)
+        owner = t.owner_id
+        parent_parts, name = parent_and_name(t.path)
         now = time.time()
         with self.core.mutation() as s:
             user = self.core.lock_account(s, owner)
-            parent = self.core.resolve_dir(s, owner, parent_parts)
+            self.core.recheck(s, t)
+            parent = self.core.resolve_dir(s, owner, parent_parts, t)
             if self.core.child(s, parent.id, name) is not None:
-                raise AlreadyExists(f"{join([*parent_parts, name])} exists")
+                raise AlreadyExists(f"{t.shown(join([*parent_parts, name]))} exists")
             self.core.guard(s, user, p, nodes=[join(parent_parts), join([*parent_parts, name])])
             node = Node(
                 user_id=owner,
@@ -179,35 +233,80 @@ class Tree:
             s.flush()
             full = join([*parent_parts, name])
             self.core.journal(s, user, p, "created", node, full)
-            return self.core.info(s, node, full)
+            return t.show(self.core.info(s, node, full))
 
-    def _source(self, s: Session, owner: int, parts: list[str], expect: Expect | None) -> Node:
+    def _source(self, s: Session, t: Target, expect: Expect | None) -> Node:
         """The node a move or copy starts from (``NotFound``; ``PreconditionFailed``)."""
-        node = self.core.resolve(s, owner, parts)
-        if node is None:
-            raise NotFound(f"{join(parts)} not found")
+        node, _ = self.core.at(s, t)
         check_expect(node, expect)
         return node
+
+    def _ends(
+        self, p: Principal, src: str, dst: str, verb: str, overwrite: bool
+    ) -> tuple[Target, Target, list[str], list[str]]:
+        """Both ends of a move or copy by the access rule, and their components in the
+        owner's tree. ``OtherTree`` between two owners; a mount point is never replaced."""
+        src_parts, dst_parts = _transfer_parts(src, dst, verb)
+        ts, td = self.core.target(p, src_parts), self.core.target(p, dst_parts)
+        if td.at_mount and not (ts.at_mount and ts.share == td.share):
+            if not overwrite:
+                raise PreconditionFailed(f"{join(dst_parts)} exists")
+            raise PermissionDenied("a shared folder's mount point cannot be replaced")
+        if ts.owner_id != td.owner_id and not ts.at_mount:
+            raise OtherTree(f"cannot {verb} between a share and other files on the server")
+        if ts.at_mount:
+            return ts, td, [], []
+        return ts, td, *_transfer_parts(ts.path, td.path, verb)
+
+    def _move_mount(self, p: Principal, ts: Target, td: Target, overwrite: bool) -> bool:
+        """The recipient moves or renames a mount point within its own tree."""
+        if ts.share is None:  # a link's root
+            raise PermissionDenied("the shared item itself cannot be moved through its link")
+        if td.view is not None:
+            raise OtherTree("a shared folder can only be moved among your own files")
+        with self.core.mutation() as s:
+            self.core.lock_account(s, p.user_id)
+            self.core.recheck(s, ts)
+            try:
+                self.shares.move_mount(s, p, ts.share, td.path)
+            except AlreadyExists:
+                if not overwrite:
+                    raise PreconditionFailed(f"{td.path} exists") from None
+                raise PermissionDenied("a shared folder cannot replace an item") from None
+        return False
 
     def _take_destination(
         self,
         s: Session,
-        user: User,
-        p: Principal,
-        owner: int,
+        td: Target,
         dst_parts: list[str],
         overwrite: bool,
         moving: Node | None,
     ) -> tuple[Node, Node | None]:
         """Resolve the destination's folder and what stands at the destination (None if free,
-        or if it is ``moving`` itself); ``PreconditionFailed`` if taken and not ``overwrite``."""
-        parent = self.core.resolve_dir(s, owner, dst_parts[:-1])
+        or if it is ``moving`` itself); ``PreconditionFailed`` if taken and not ``overwrite``;
+        replacing needs the right to write (a file by a file) or delete."""
+        parent = self.core.resolve_dir(s, td.owner_id, dst_parts[:-1], td)
         existing = self.core.child(s, parent.id, dst_parts[-1])
         if existing is None or (moving is not None and existing.id == moving.id):
             return parent, None
         if not overwrite:
-            raise PreconditionFailed(f"{join(dst_parts)} exists")
+            raise PreconditionFailed(f"{td.shown(join(dst_parts))} exists")
+        td.require(
+            Perm.WRITE if not existing.is_dir and not (moving and moving.is_dir) else Perm.DELETE
+        )
         return parent, existing
+
+    def _trash(
+        self, s: Session, user: User, p: Principal, t: Target, node: Node, path: str
+    ) -> None:
+        """Trash ``node`` (at owner ``path``) as ``p``; an own folder's mount points go back
+        to the root first."""
+        if t.view is None and node.is_dir:
+            self.shares.rehome_below(s, p, path)
+        self.trash.trash_node(s, user, p, node, path)
+        drop_locks(s, user.login, path)
+        s.flush()
 
     def move(
         self,
@@ -227,15 +326,21 @@ class Tree:
         ``ParentNotFound`` if dst's parent is missing; ``Conflict`` when moving a folder into
         itself; ``Locked`` without the tokens of the locks on source or destination.
         """
-        owner = self.core.authorize(p, write=True)
-        src_parts, dst_parts = _transfer_parts(src, dst, "move")
+        ts, td, src_parts, dst_parts = self._ends(p, src, dst, "move", overwrite)
+        if ts.at_mount:
+            return self._move_mount(p, ts, td, overwrite)
+        ts.require(Perm.DELETE)
+        td.require(Perm.CREATE)
+        owner = ts.owner_id
         src_path, dst_path = join(src_parts), join(dst_parts)
         now = time.time()
         with self.core.mutation() as s:
             user = self.core.lock_account(s, owner)
-            node = self._source(s, owner, src_parts, expect)
+            self.core.recheck(s, ts)
+            self.core.recheck(s, td)
+            node = self._source(s, ts, expect)
             old_parent = s.get(Node, node.parent_id)
-            parent, existing = self._take_destination(s, user, p, owner, dst_parts, overwrite, node)
+            parent, existing = self._take_destination(s, td, dst_parts, overwrite, node)
             self.core.guard(
                 s,
                 user,
@@ -263,9 +368,7 @@ class Tree:
                 drop_locks(s, user.login, src_path)
                 return True
             if existing is not None:
-                self.trash.trash_node(s, user, p, existing, dst_path)
-                drop_locks(s, user.login, dst_path)
-                s.flush()
+                self._trash(s, user, p, td, existing, dst_path)
             vacated = (
                 None
                 if existing is not None
@@ -282,6 +385,8 @@ class Tree:
                 )
             self.core.journal(s, user, p, "moved", node, dst_path, from_path=src_path)
             drop_locks(s, user.login, src_path)
+            if ts.view is None and node.is_dir:
+                self.shares.follow_move(s, owner, src_path, dst_path)
             return existing is not None
 
     def copy(
@@ -296,14 +401,19 @@ class Tree:
         """Copy a file or folder tree; copies share blocks (no data copied), keep mtimes and
         dead properties. A file copied over a file becomes a new revision of it (history kept).
         Same return value and errors as ``move``; counts against quota."""
-        owner = self.core.authorize(p, write=True)
-        src_parts, dst_parts = _transfer_parts(src, dst, "copy")
+        ts, td, src_parts, dst_parts = self._ends(p, src, dst, "copy", overwrite)
+        if ts.owner_id != td.owner_id:
+            raise OtherTree("cannot copy between a share and other files on the server")
+        td.require(Perm.CREATE)
+        owner = ts.owner_id
         dst_path = join(dst_parts)
         now = time.time()
         with self.core.mutation() as s:
             user = self.core.lock_account(s, owner)
-            node = self._source(s, owner, src_parts, expect)
-            parent, existing = self._take_destination(s, user, p, owner, dst_parts, overwrite, None)
+            self.core.recheck(s, ts)
+            self.core.recheck(s, td)
+            node = self._source(s, ts, expect)
+            parent, existing = self._take_destination(s, td, dst_parts, overwrite, None)
             self.core.guard(
                 s,
                 user,
@@ -318,9 +428,7 @@ class Tree:
                 return True
             self.core.charge(user, self.core.subtree_size(s, node.id))
             if existing is not None:
-                self.trash.trash_node(s, user, p, existing, dst_path)
-                drop_locks(s, user.login, dst_path)
-                s.flush()
+                self._trash(s, user, p, td, existing, dst_path)
             self.core.touch(parent)
             self._copy_tree(s, user, p, node, parent.id, dst_parts[-1], dst_path, now)
             return existing is not None
@@ -370,26 +478,32 @@ class Tree:
     def delete(self, p: Principal, path: str, *, expect: Expect | None = None) -> None:
         """Move to the trash (restorable). The root cannot be deleted (``PermissionDenied``);
         ``PreconditionFailed`` when ``expect`` does not match the node."""
-        owner = self.core.authorize(p, write=True)
+        t = self.core.target(p, path)
+        if t.at_mount:  # the recipient declines the share; the owner's files stay
+            if t.share is None:
+                raise PermissionDenied("the shared item itself cannot be deleted through its link")
+            with self.core.mutation() as s:
+                self.core.lock_account(s, t.owner_id)
+                self.core.recheck(s, t)
+                self.shares.decline(s, p, t.share)
+            return
+        t.require(Perm.DELETE)
         with self.core.mutation() as s:
-            user = self.core.lock_account(s, owner)
-            node, parts = self.core.require(s, owner, path)
+            user, node, parts = self.core.locked_at(s, t)
             if not parts:
                 raise PermissionDenied("the root cannot be deleted")
             check_expect(node, expect)
             self.core.guard(s, user, p, nodes=[join(parts[:-1])], trees=[join(parts)])
-            self.trash.trash_node(s, user, p, node, join(parts))
-            drop_locks(s, user.login, join(parts))
+            self._trash(s, user, p, t, node, join(parts))
 
     def set_mtime(self, p: Principal, path: str, mtime: float) -> NodeInfo:
-        owner = self.core.authorize(p, write=True)
+        t = self.core.target(p, path, Perm.WRITE)
         with self.core.mutation() as s:
-            user = self.core.lock_account(s, owner)
-            node, parts = self.core.require(s, owner, path)
+            user, node, parts = self.core.locked_at(s, t)
             self.core.guard(s, user, p, nodes=[join(parts)])
             node.mtime = parse_mtime(mtime)
             self.core.journal(s, user, p, "updated", node, join(parts))
-            return self.core.info(s, node, join(parts))
+            return t.show(self.core.info(s, node, join(parts)))
 
 
 def _transfer_parts(src: str, dst: str, verb: str) -> tuple[list[str], list[str]]:
@@ -411,6 +525,10 @@ def _transfer_parts(src: str, dst: str, verb: str) -> tuple[list[str], list[str]
 
 # MEMBER_COLUMNS without parent_id (the folder's own id): the order ``_members`` unpacks
 _LIST_COLUMNS = tuple(c for c in MEMBER_COLUMNS if c is not Node.parent_id)
+
+
+def _by_name(info: NodeInfo) -> str:
+    return info.name
 
 
 def _members_query(folder_id: int, after: str | None, limit: int | None) -> Any:

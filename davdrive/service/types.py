@@ -6,6 +6,16 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class LinkGrant:
+    """What a share link gives its holder: the link's node and kind (view, edit, upload,
+    drop); the access rule turns the kind into rights."""
+
+    id: int
+    node_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who acts: an account, optionally through one of its devices.
 
@@ -18,6 +28,9 @@ class Principal:
     device_id: int | None = None
     is_admin: bool = False
     lock_tokens: frozenset[str] = frozenset()
+    # A share link's holder: acts in the owner's tree (``user_id``) below the link's node only,
+    # never as the owner; ``login`` is "link-<id>", never the owner's.
+    link: LinkGrant | None = None
 
 
 @dataclass(frozen=True)

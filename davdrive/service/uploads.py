@@ -53,6 +53,11 @@ class SessionInfo:
     expires: float
 
 
+def _owner(row: UploadSession) -> int:
+    """The account whose tree and keys a session writes to (the uploader's before 0006)."""
+    return row.owner_id if row.owner_id is not None else row.user_id
+
+
 def _info(row: UploadSession) -> SessionInfo:
     return SessionInfo(
         row.id, row.path, row.length, row.offset, row.metadata_raw, row.created_at, row.expires_at
@@ -89,16 +94,20 @@ class ResumableUploads:
         if path == "/":
             raise BadRequest("cannot upload to the root")
         # The same up-front checks as any upload: parent folder, size limit, quota headroom.
-        self.drive.check_upload(p, path, declared_size=length)
+        # (and the rights: inside a share, the blocks are sealed with the owner's keys)
+        t = self.drive.core.target(p, path)
+        self.drive.check_upload(p, path, declared_size=length, target=t)
         now = time.time()
         sid = secrets.token_hex(16)
-        owner = self.drive.core.authorize(p, write=True)
+        owner = t.owner_id
         with self.drive.core.mutation() as s:
             user = self.drive.core.lock_account(s, owner)
+            self.drive.core.recheck(s, t)
             s.add(
                 UploadSession(
                     id=sid,
-                    user_id=owner,
+                    user_id=p.user_id,
+                    owner_id=owner,
                     device_id=p.device_id,
                     path=path,
                     length=length,
@@ -111,7 +120,7 @@ class ResumableUploads:
                     expires_at=now + self.ttl,
                 )
             )
-            self.drive.core.journal(s, user, p, "upload_pending", None, path)
+            self.drive.core.journal(s, user, p, "upload_pending", None, t.path)
         return self.get(p, sid)
 
     def _row(self, s, p: Principal, sid: str) -> UploadSession:  # noqa: ANN001
@@ -144,9 +153,9 @@ class ResumableUploads:
         with self._lock(sid):
             with self.drive.db.write() as s:
                 row = self._row(s, p, sid)
-                staged = self._staged(s, row)
+                staged, owner = self._staged(s, row), _owner(row)
                 s.delete(row)
-            self._reclaim(p.user_id, staged)
+            self._reclaim(owner, staged)
 
     def expire(self, now: float | None = None) -> int:
         """Drop sessions past their expiry and reclaim their staged blocks."""
@@ -160,9 +169,9 @@ class ResumableUploads:
                 row = s.get(UploadSession, sid)
                 if row is None:
                     continue
-                staged, user_id = self._staged(s, row), row.user_id
+                staged, owner = self._staged(s, row), _owner(row)
                 s.delete(row)
-            self._reclaim(user_id, staged)
+            self._reclaim(owner, staged)
         return len(ids)
 
     def count_sessions(self, now: float | None = None) -> int:
@@ -195,7 +204,8 @@ class ResumableUploads:
                 length, path, mtime = row.length, row.path, row.mtime
                 old_tail = (row.tail_hash, row.tail_key) if row.tail_hash else None
                 seq0 = row.blocks_count
-            keys = self.drive.core.account_keys(p.user_id)
+                owner = _owner(row)
+            keys = self.drive.core.account_keys(owner)
             store = self.drive.store
             chunker = Chunker()
             if old_tail is not None:
@@ -224,7 +234,7 @@ class ResumableUploads:
                     if digest is not None:
                         digest.update(piece)
                     for block in chunker.feed(piece):
-                        refs.append(self._put(keys, p.user_id, block, pos, seen))
+                        refs.append(self._put(keys, owner, block, pos, seen))
                         pos += len(block)
             except BadRequest:
                 raise
@@ -239,11 +249,11 @@ class ResumableUploads:
                 broken = ConnectionError("body shorter than Content-Length")
             if new_offset == length:
                 for block in chunker.finish():
-                    refs.append(self._put(keys, p.user_id, block, pos, seen))
+                    refs.append(self._put(keys, owner, block, pos, seen))
                     pos += len(block)
-                info = self._complete(p, sid, offset, seq0, refs, length, path, mtime, keys)
+                info = self._complete(p, sid, offset, seq0, refs, length, path, mtime, keys, owner)
                 if old_tail is not None:
-                    self._reclaim(p.user_id, [old_tail])
+                    self._reclaim(owner, [old_tail])
                 return new_offset, info
             tail = chunker.pending()
             tail_ref = None
@@ -252,7 +262,7 @@ class ResumableUploads:
             with self.drive.db.write() as s:
                 # Under the account lock, like a reclaim: blocks that vanished meanwhile (a
                 # refused upload of the same content reclaimed them) are never recorded.
-                self.drive.core.lock_account(s, p.user_id)
+                self.drive.core.lock_account(s, owner)
                 stored = [r for r in [*refs, tail_ref] if r is not None and r.new]
                 if any(not store.has_object(r.object_key) for r in stored):
                     raise Conflict("a stored block vanished meanwhile; send this part again")
@@ -273,7 +283,7 @@ class ResumableUploads:
                 if refs:
                     s.execute(insert(UploadBlock), self._rows(sid, seq0, refs))
             if old_tail is not None and (tail_ref is None or tail_ref.hash != old_tail[0]):
-                self._reclaim(p.user_id, [old_tail])
+                self._reclaim(owner, [old_tail])
             if broken is not None:
                 raise broken
             return new_offset, None
@@ -322,7 +332,11 @@ class ResumableUploads:
         path: str,
         mtime: float | None,
         keys,  # noqa: ANN001
+        owner: int,
     ) -> NodeInfo:
+        t = self.drive.core.target(p, path)
+        if t.owner_id != owner:
+            raise Conflict("the upload's folder is no longer the one it started in")
         with self.drive.db.read() as s:
             staged = [
                 BlockRef(b.hash, b.object_key, b.offset, b.size, b.stored_size, b.new)
@@ -361,7 +375,7 @@ class ResumableUploads:
             account.journal(
                 p,
                 "upload_completed",
-                path,
+                t.path,
                 node_id=node.id,
                 version_id=node.version_id,
                 is_dir=False,
@@ -369,8 +383,7 @@ class ResumableUploads:
 
         info, _created = self.drive.content.commit_version(
             p,
-            p.user_id,
-            path,
+            t,
             result,
             mtime=mtime,
             expected_etag=None,

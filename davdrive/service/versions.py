@@ -24,6 +24,7 @@ from davdrive.metadata.schema import (
     User,
     VersionBlock,
 )
+from davdrive.service.access import Perm
 from davdrive.service.core import DriveCore
 from davdrive.service.paths import join
 from davdrive.service.timestamps import shown_mtime
@@ -173,11 +174,11 @@ class Versions:
         self, p: Principal, path: str, *, limit: int | None = None, before: int | None = None
     ) -> list[VersionInfo]:
         """Newest first; ``before``: a version id, the page continues after it."""
-        owner = self.core.authorize(p)
+        t = self.core.target(p, path, Perm.READ)
         with self.core.db.read() as s:
-            node, parts = self.core.require(s, owner, path)
+            node, parts = self.core.at(s, t)
             if node.is_dir:
-                raise Conflict(f"{join(parts)} is a folder")
+                raise Conflict(f"{t.shown(join(parts))} is a folder")
             query = (
                 select(FileVersion, User.login, Device.name)
                 .outerjoin(User, User.id == FileVersion.author_user_id)
@@ -210,11 +211,10 @@ class Versions:
 
     def restore_version(self, p: Principal, path: str, version_id: int) -> NodeInfo:
         """Make an old version current as a new version (history is never rewritten)."""
-        owner = self.core.authorize(p, write=True)
+        t = self.core.target(p, path, Perm.WRITE)
         now = time.time()
         with self.core.mutation() as s:
-            user = self.core.lock_account(s, owner)
-            node, parts = self.core.require(s, owner, path)
+            user, node, parts = self.core.locked_at(s, t)
             old = s.get(FileVersion, version_id)
             if node.is_dir or old is None or old.node_id != node.id:
                 raise NotFound("no such version of that file")
@@ -226,14 +226,13 @@ class Versions:
             node.current_version_id = self.clone_version(s, p, old.id, node.id, now)
             node.mtime = old.mtime
             self.core.journal(s, user, p, "restored", node, join(parts))
-            return self.core.info(s, node, join(parts))
+            return t.show(self.core.info(s, node, join(parts)))
 
     def pin_version(self, p: Principal, path: str, version_id: int, pinned: bool = True) -> None:
         """Mark a version important (pruning keeps it) or clear the mark."""
-        owner = self.core.authorize(p, write=True)
+        t = self.core.target(p, path, Perm.WRITE)
         with self.core.mutation() as s:
-            user = self.core.lock_account(s, owner)
-            node, parts = self.core.require(s, owner, path)
+            user, node, parts = self.core.locked_at(s, t)
             version = s.get(FileVersion, version_id)
             if version is None or version.node_id != node.id:
                 raise NotFound("no such version of that file")
@@ -245,11 +244,11 @@ class Versions:
         self, p: Principal, path: str, *, version_id: int | None = None
     ) -> list[tuple[str, int]]:
         """The ordered (block id, size) list of a version: what a delta-sync client diffs."""
-        owner = self.core.authorize(p)
+        t = self.core.target(p, path, Perm.READ)
         with self.core.db.read() as s:
-            node, parts = self.core.require(s, owner, path)
+            node, parts = self.core.at(s, t)
             if node.is_dir:
-                raise Conflict(f"{join(parts)} is a folder")
+                raise Conflict(f"{t.shown(join(parts))} is a folder")
             vid = version_id if version_id is not None else node.current_version_id
             version = s.get(FileVersion, vid) if vid is not None else None
             if version is None or version.node_id != node.id:
