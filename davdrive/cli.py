@@ -22,6 +22,7 @@ import click
 from davdrive import errors
 from davdrive.app import App, StoreError, build_app, init_store, safe_url
 from davdrive.config import ENV_MASTER_KEY, Config, load_config, parse_size
+from davdrive.service.access import Perm, permission_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -318,6 +319,29 @@ def device_revoke(login: str, device_name: str) -> None:
     with _opened_app() as app:
         d = app.accounts.revoke_device(login, device_name)
     click.echo(f"revoked device {d.id} ({d.name}) of {d.login}")
+
+
+# -- shares ---------------------------------------------------------------------------------------
+@main.group()
+@common_options
+def share() -> None:
+    """Audit user-to-user shares."""
+
+
+@share.command("list")
+@common_options
+@click.argument("login", metavar="[USER]", required=False)
+def share_list(login: str | None) -> None:
+    """List every share, or those USER gave or received: id, owner, recipient, permissions,
+    the owner's path -> the recipient's mount point."""
+    with _opened_app() as app:
+        shares = app.drive.shares.list_all(login)
+    click.echo(f"{'ID':>6} {'OWNER':<20} {'RECIPIENT':<20} {'PERMISSIONS':<24} PATH -> MOUNT")
+    for s in shares:
+        names = ",".join(permission_names(Perm(s.permissions))) or "-"
+        click.echo(
+            f"{s.id:>6} {s.owner:<20} {s.recipient:<20} {names:<24} {s.path} -> {s.mount_path}"
+        )
 
 
 # -- maintenance ----------------------------------------------------------------------------------

@@ -149,6 +149,12 @@ def copy() -> Any:
     return _transfer(copy=True)
 
 
+QUOTA_RULE = (
+    "files in folders shared with you count against the owner's quota; "
+    "files you share count against yours"
+)
+
+
 @bp.get("/account")
 def account() -> Any:
     """Login, quota and usage. Quota counts current files of the account, including files in
@@ -163,5 +169,6 @@ def account() -> Any:
             "usage": {"current": a.used, "history": a.history, "trash": a.trash},
             "stored": a.stored,
             "devices": a.devices,
+            "quota_rule": QUOTA_RULE,
         }
     )

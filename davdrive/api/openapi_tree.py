@@ -1,6 +1,7 @@
-"""OpenAPI entries of the namespace routes (``files/list`` … ``/account``) and of tus 1.0 at
-``/api/v1/uploads``; ``meta.OPENAPI`` merges them. ``tests/api/test_openapi_routes.py`` checks
-that every served route and method is documented, so the document cannot drift."""
+"""OpenAPI entries of the namespace routes (``files/list`` … ``/account``), of ``/shares``
+and of tus 1.0 at ``/api/v1/uploads``; ``meta.OPENAPI`` merges them.
+``tests/api/test_openapi_routes.py`` checks that every served route and method is documented,
+so the document cannot drift."""
 
 from __future__ import annotations
 
@@ -108,6 +109,61 @@ PATH_BODY = {
     },
 }
 NO_CONTENT = {"description": "done (tus headers: Upload-Offset, Tus-Resumable)"}
+PERMS_IN = {
+    "description": "read 1, write 2, create 4, delete 8 (a bitmask; read is required), or "
+    "their names",
+    "oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": 15},
+        {"type": "array", "items": {"enum": ["read", "write", "create", "delete"]}},
+    ],
+}
+SHARE = {
+    "type": "object",
+    "required": [
+        "id",
+        "owner",
+        "user",
+        "path",
+        "name",
+        "type",
+        "permissions",
+        "permission_names",
+        "mount_path",
+        "created",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "owner": {"type": "string"},
+        "user": {"type": "string", "description": "the recipient's login"},
+        "path": {
+            "type": "string",
+            "description": "where the caller sees the node: the owner, in its own files; the "
+            "recipient, its mount point",
+        },
+        "name": {"type": "string"},
+        "type": {"type": "string", "enum": ["folder", "file"]},
+        "permissions": {"type": "integer", "minimum": 1, "maximum": 15},
+        "permission_names": {
+            "type": "array",
+            "items": {"enum": ["read", "write", "create", "delete"]},
+        },
+        "mount_path": {"type": "string", "description": "where the recipient sees the node"},
+        "created": {"type": "string", "format": "date-time"},
+    },
+}
+SHARE_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "format": "int64"},
+}
+SHARE_ERRORS = {
+    "400": _err("bad input (the root, yourself, bad permissions)"),
+    "401": _err("not authenticated"),
+    "403": _err("re-sharing what was shared with you"),
+    "404": _err("no such file, folder, user or share (or not yours)"),
+    "429": _err("too many failed logins"),
+}
 
 PATHS: dict[str, Any] = {
     "/api/v1/openapi.json": {
@@ -217,12 +273,93 @@ PATHS: dict[str, Any] = {
                             },
                             "stored": {"type": "integer"},
                             "devices": {"type": "integer"},
+                            "quota_rule": {"type": "string"},
                         },
                     }
                 ),
                 **ERRORS,
             },
         }
+    },
+    "/api/v1/shares": {
+        "get": {
+            "summary": "The shares you gave, or with `shared_with_me=true` those you received",
+            "parameters": [
+                {
+                    "name": "path",
+                    "in": "query",
+                    "description": "only the share(s) of this node (received: mounted here)",
+                    "schema": {"type": "string"},
+                },
+                {"name": "shared_with_me", "in": "query", "schema": {"type": "boolean"}},
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["shares"],
+                        "properties": {"shares": {"type": "array", "items": SHARE}},
+                    }
+                ),
+                **SHARE_ERRORS,
+            },
+        },
+        "post": {
+            "summary": "Share a file or folder of yours with another user",
+            "description": "The recipient sees it at the root of its files (a name clash gets a "
+            "suffix like ` (2)`). Files in it count against the owner's quota.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["path", "user"],
+                            "properties": {
+                                "path": {"type": "string", "minLength": 1},
+                                "user": {"type": "string", "minLength": 1},
+                                "permissions": PERMS_IN,
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "201": _json(SHARE, "created (Location names the share)"),
+                **SHARE_ERRORS,
+                "409": _err("that user has a share of this node already"),
+            },
+        },
+    },
+    "/api/v1/shares/{id}": {
+        "get": {
+            "summary": "One share (its owner or recipient only)",
+            "parameters": [SHARE_ID],
+            "responses": {"200": _json(SHARE), **SHARE_ERRORS},
+        },
+        "patch": {
+            "summary": "Change a share's permissions (its owner only)",
+            "parameters": [SHARE_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["permissions"],
+                            "properties": {"permissions": PERMS_IN},
+                        }
+                    }
+                },
+            },
+            "responses": {"200": _json(SHARE), **SHARE_ERRORS},
+        },
+        "delete": {
+            "summary": "End a share: the owner revokes it, or the recipient declines it",
+            "description": "The owner's files stay; the recipient's mount point goes.",
+            "parameters": [SHARE_ID],
+            "responses": {"204": {"description": "ended"}, **SHARE_ERRORS},
+        },
     },
     "/api/v1/uploads": {
         "options": {
