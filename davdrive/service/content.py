@@ -265,9 +265,12 @@ class Content:
         ``"*"`` means "must exist". ``create_only``: fail if the path exists (If-None-Match: *).
         """
         parent_and_name(path)  # BadRequest for the root
-        t = self.core.target(p, path)
+        t = self.core.target(p, path, Perm.NONE)
         if not t.perms & (Perm.WRITE | Perm.CREATE):
             raise PermissionDenied("not allowed: write")
+        if not t.perms & (Perm.READ | Perm.WRITE):  # a drop: never overwrite, never tell
+            t, create_only, expected_etag = self._free_target(p, t), True, None
+            path = t.shown(t.path)
         if declared_size is not None and declared_size > self.core.max_file_size:
             raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
         if declared_size is not None and declared_size <= PRECHECK_MIN:
@@ -291,6 +294,24 @@ class Content:
             quota_headroom=max(headroom, 0),
         )
 
+    def _free_target(self, p: Principal, t: Target) -> Target:
+        """For a holder who may only add (a drop link): the target itself when its name is
+        free, else the first free "name (2).ext", "name (3).ext" ... beside it."""
+        parent_parts, name = parent_and_name(t.path)
+        stem, dot, ext = name.rpartition(".")
+        if not dot or not stem:
+            stem, dot, ext = name, "", ""
+        with self.core.db.read_conn(snapshot=False) as conn:
+            root = self.core.root_id(conn, t.owner_id)
+            candidate, n = name, 1
+            while n < 10000:
+                row = find(conn, root, parent_parts, candidate)
+                if row is None or row.c_id is None:
+                    break
+                n += 1
+                candidate = f"{stem} ({n}){dot}{ext}"
+        return self.core.target(p, t.shown(join([*parent_parts, candidate])), Perm.NONE)
+
     def check_upload(
         self,
         p: Principal,
@@ -304,7 +325,7 @@ class Content:
         """Whether a write of ``declared_size`` bytes to ``path`` (of ``p``'s view; ``target``
         if already resolved) would be accepted now (rights, size, parent, preconditions, locks,
         quota); returns the quota headroom in bytes."""
-        t = target if target is not None else self.core.target(p, path)
+        t = target if target is not None else self.core.target(p, path, Perm.NONE)
         owner = t.owner_id
         parent_parts, name = parent_and_name(t.path)
         if declared_size is not None and declared_size > self.core.max_file_size:

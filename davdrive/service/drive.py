@@ -20,6 +20,7 @@ from davdrive.service.content import Content, Upload
 from davdrive.service.core import DriveCore, Expect
 from davdrive.service.fsck import FsckReport
 from davdrive.service.fsck import fsck as run_fsck
+from davdrive.service.links import Links
 from davdrive.service.properties import Properties
 from davdrive.service.reading import Reading
 from davdrive.service.shares import Shares
@@ -55,6 +56,7 @@ class Drive:
         self.content = Content(core, self.versions)
         self.reading = Reading(core)
         self.shares = Shares(core)
+        self.links = Links(core)
         self.tree = Tree(core, self.versions, self.trash, self.shares)
         self.properties = Properties(core)
         # accounts and keys

@@ -52,7 +52,7 @@ class Tree:
     def rights(self, p: Principal, path: str) -> Perm:
         """What ``p`` may do at ``path`` by the access rule (a door that must refuse before
         the service is reached, such as WebDAV's LOCK, asks this)."""
-        return self.core.target(p, path).perms
+        return self.core.target(p, path, Perm.NONE).perms
 
     def stat(self, p: Principal, path: str) -> NodeInfo:
         """``NotFound`` if nothing lives at path (``BadRequest`` for hostile paths)."""
@@ -206,7 +206,7 @@ class Tree:
     def mkdir(self, p: Principal, path: str) -> NodeInfo:
         """``AlreadyExists`` if anything lives there; ``ParentNotFound`` without a parent."""
         parent_and_name(path)  # BadRequest for the root
-        t = self.core.target(p, path)
+        t = self.core.target(p, path, Perm.NONE)
         if t.at_mount:
             raise AlreadyExists(f"{t.shown(t.path)} exists")
         t.require(Perm.CREATE)
@@ -247,7 +247,8 @@ class Tree:
         """Both ends of a move or copy by the access rule, and their components in the
         owner's tree. ``OtherTree`` between two owners; a mount point is never replaced."""
         src_parts, dst_parts = _transfer_parts(src, dst, verb)
-        ts, td = self.core.target(p, src_parts), self.core.target(p, dst_parts)
+        ts = self.core.target(p, src_parts, Perm.NONE)
+        td = self.core.target(p, dst_parts, Perm.NONE)
         if td.at_mount and not (ts.at_mount and ts.share == td.share):
             if not overwrite:
                 raise PreconditionFailed(f"{join(dst_parts)} exists")

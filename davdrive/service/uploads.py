@@ -25,6 +25,7 @@ from davdrive.blockstore.chunker import Chunker
 from davdrive.blockstore.store import BlockRef, IngestResult
 from davdrive.errors import BadRequest, Conflict, IntegrityError, NotFound
 from davdrive.metadata.schema import UploadBlock, UploadSession
+from davdrive.service.access import Perm
 from davdrive.service.paths import join, split_path
 from davdrive.service.timestamps import parse_mtime
 
@@ -95,7 +96,7 @@ class ResumableUploads:
             raise BadRequest("cannot upload to the root")
         # The same up-front checks as any upload: parent folder, size limit, quota headroom.
         # (and the rights: inside a share, the blocks are sealed with the owner's keys)
-        t = self.drive.core.target(p, path)
+        t = self.drive.core.target(p, path, Perm.NONE)
         self.drive.check_upload(p, path, declared_size=length, target=t)
         now = time.time()
         sid = secrets.token_hex(16)
@@ -334,7 +335,7 @@ class ResumableUploads:
         keys,  # noqa: ANN001
         owner: int,
     ) -> NodeInfo:
-        t = self.drive.core.target(p, path)
+        t = self.drive.core.target(p, path, Perm.NONE)
         if t.owner_id != owner:
             raise Conflict("the upload's folder is no longer the one it started in")
         with self.drive.db.read() as s:
