@@ -93,7 +93,12 @@ def make_dav_app(app: App, **kwargs: Any) -> Callable[..., Iterable[bytes]]:
     Malformed Basic credentials get a 401 here (WsgiDAV would answer 500). The WsgiDAV app is
     reachable as ``.wsgidav`` on the returned callable.
     """
-    dav = WsgiDAVApp(dav_config(app, **kwargs))
+    return wrap_dav(WsgiDAVApp(dav_config(app, **kwargs)))
+
+
+def wrap_dav(dav: WsgiDAVApp) -> Callable[..., Iterable[bytes]]:
+    """The WSGI callable around a WsgiDAV app: 401 for malformed Basic credentials, no body
+    for HEAD (see ``make_dav_app``)."""
 
     def dav_entry(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if _malformed_basic(environ.get("HTTP_AUTHORIZATION", "")):
@@ -115,4 +120,4 @@ def make_dav_app(app: App, **kwargs: Any) -> Callable[..., Iterable[bytes]]:
     return dav_entry
 
 
-__all__ = ["dav_config", "make_dav_app"]
+__all__ = ["dav_config", "make_dav_app", "wrap_dav"]

@@ -99,12 +99,22 @@ class DriveProvider(DAVProvider):
             raise DAVError(HTTP_BAD_REQUEST, "invalid path")
         return [normalize_name(p) for p in parts]
 
+    def home_len(self, parts: list[str], p: Principal, environ: dict[str, Any]) -> int:
+        """How many leading components of a share-relative path name the caller's home
+        ("/<login>" here: 1), or 0 when the path is not in it."""
+        return 1 if parts and _is_home(parts[0], p) else 0
+
+    def home_url(self, p: Principal, environ: dict[str, Any]) -> str:
+        """The URL path of the caller's home (the lock snapshot's namespace)."""
+        return quote(f"{self.mount_path}{self.share_path}/{p.login}")
+
     def drive_path(self, share_path: str, environ: dict[str, Any]) -> str:
         """ "/<login>/a/b" → "/a/b" for the caller; another home → 403 (used for Destination)."""
         parts = self.split(share_path, environ)
-        if not parts or not _is_home(parts[0], self.principal(environ)):
+        n = self.home_len(parts, self.principal(environ), environ)
+        if not n:
             raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
-        return "/" + "/".join(parts[1:])
+        return "/" + "/".join(parts[n:])
 
     def make_resource(
         self, path: str, dpath: str, node: NodeInfo, environ: dict[str, Any]
@@ -118,10 +128,11 @@ class DriveProvider(DAVProvider):
         p = self.principal(environ)
         if not parts:
             return RootResource(self, environ)
-        if not _is_home(parts[0], p):
+        n = self.home_len(parts, p, environ)
+        if not n:
             return None  # other homes do not exist for this caller
         share_path = "/" + "/".join(parts)
-        dpath = "/" + "/".join(parts[1:])
+        dpath = "/" + "/".join(parts[n:])
         cache = environ.setdefault(NODES_KEY, {})
         if share_path in cache:
             node = cache[share_path]
@@ -133,10 +144,12 @@ class DriveProvider(DAVProvider):
             return None
         return self.make_resource(share_path, dpath, node, environ)
 
-    def _prefetch_pair(self, parts: list[str], p: Principal, environ: dict[str, Any]) -> None:
+    def _prefetch_pair(
+        self, parts: list[str], n: int, p: Principal, environ: dict[str, Any]
+    ) -> None:
         """Resolve a path and its folder together into the request's node cache."""
         with dav_errors():
-            parent, node = self.drive.stat_pair(p, "/" + "/".join(parts[1:]))
+            parent, node = self.drive.stat_pair(p, "/" + "/".join(parts[n:]))
         cache = environ.setdefault(NODES_KEY, {})
         cache["/" + "/".join(parts[:-1])] = parent
         cache["/" + "/".join(parts)] = node
@@ -157,8 +170,11 @@ class DriveProvider(DAVProvider):
         p = self.principal(environ)
         environ["wsgidav.user_name"] = p.login  # the lock principal is the canonical login
         parts = self.split(environ["PATH_INFO"], environ)
-        if parts and not _is_home(parts[0], p) and method != "OPTIONS":
+        n = self.home_len(parts, p, environ)
+        if parts and not n and method != "OPTIONS":
             raise DAVError(HTTP_NOT_FOUND)
+        below = len(parts) > n  # below the home itself
+        dpath = "/" + "/".join(parts[n:])
         if method in XML_METHODS:
             self._buffer_xml_body(environ)
         if method == "PROPFIND":
@@ -173,19 +189,19 @@ class DriveProvider(DAVProvider):
             raw = environ.get("HTTP_X_OC_MTIME")
             if raw:
                 environ[MTIME_KEY] = _parse_oc_mtime(raw)
-            if len(parts) > 1 and is_plain_put(environ):
-                return plain_put(self.drive, p, "/" + "/".join(parts[1:]), environ, start_response)
-            if len(parts) > 1:  # WsgiDAV asks for the target and its folder: one query
-                self._prefetch_pair(parts, p, environ)
+            if below and is_plain_put(environ):
+                return plain_put(self.drive, p, dpath, environ, start_response)
+            if below:  # WsgiDAV asks for the target and its folder: one query
+                self._prefetch_pair(parts, n, p, environ)
         elif method in ("GET", "HEAD"):
             res = self.get_resource_inst(environ["PATH_INFO"], environ)
             if res is not None and res.is_collection:
                 return _folder_page(res, start_response, head=method == "HEAD")
-        elif method in ("LOCK", "PROPPATCH") and len(parts) > 1:
+        elif method in ("LOCK", "PROPPATCH") and below:
             # WsgiDAV keeps locks and answers PROPPATCH per property: a read-only share must
             # refuse the request as a whole, before either happens.
             with dav_errors():
-                rights = self.drive.rights(p, "/" + "/".join(parts[1:]))
+                rights = self.drive.rights(p, dpath)
             wanted = Perm.WRITE if method == "PROPPATCH" else Perm.WRITE | Perm.CREATE
             if not rights & wanted:
                 raise DAVError(HTTP_FORBIDDEN, "read-only: you may not change this item")
@@ -214,7 +230,7 @@ class DriveProvider(DAVProvider):
             )
 
         storage = getattr(self.lock_manager, "storage", None)
-        home = quote(f"{self.mount_path}{self.share_path}/{p.login}")
+        home = self.home_url(p, environ)
         snapshot = storage.snapshot(home) if hasattr(storage, "snapshot") else nullcontext()
         with dav_errors(), snapshot:  # one lock query per request, not one per parent URL
             if method == "PROPFIND":  # a text-built 207 for the common requests
@@ -233,7 +249,7 @@ class DriveProvider(DAVProvider):
         parts = [x for x in path[len(prefix) :].split("/") if x]
         if _hostile(parts):
             raise DAVError(HTTP_BAD_REQUEST, "invalid destination")
-        if not parts or not _is_home(parts[0], self.principal(environ)):
+        if not parts or not self.home_len(parts, self.principal(environ), environ):
             raise DAVError(HTTP_FORBIDDEN, "destination outside your home")
 
     @staticmethod

@@ -113,6 +113,8 @@ class AccountStore:
             ).first()
         if row is None:
             raise NotFound("no such account")
+        if p.link is not None:  # a link's holder learns the room left, not the owner's use
+            return Usage(used=0, quota=max(0, row.quota_bytes - row.used_bytes))
         return Usage(used=row.used_bytes, quota=row.quota_bytes)
 
     def account_overview(self, p: Principal) -> AccountOverview:
