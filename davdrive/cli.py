@@ -344,6 +344,59 @@ def share_list(login: str | None) -> None:
         )
 
 
+# -- share links ----------------------------------------------------------------------------------
+_MAX_LINK_ID = (1 << 63) - 1  # ids live in a signed 64-bit column
+
+
+def _link_status(info: Any) -> str:
+    if info.revoked is not None:
+        return "revoked"
+    if info.expires is not None and info.expires <= time.time():
+        return "expired"
+    if info.max_uses is not None and info.uses >= info.max_uses:
+        return "used-up"
+    return "active"
+
+
+@main.group()
+@common_options
+def link() -> None:
+    """Audit and revoke share links."""
+
+
+@link.command("list")
+@common_options
+@click.argument("login", metavar="[USER]", required=False)
+def link_list(login: str | None) -> None:
+    """List every share link, or those of USER: id, owner, type, status (active, revoked,
+    expired, used-up), uses/maximum, the owner's path (``(trash)`` while in the trash), label."""
+    with _opened_app() as app:
+        links = app.drive.links.list_all(login)
+    click.echo(f"{'ID':>6} {'OWNER':<20} {'TYPE':<6} {'STATUS':<8} {'USES':>9} PATH  LABEL")
+    for info in links:
+        uses = f"{info.uses}/{info.max_uses if info.max_uses is not None else '-'}"
+        label = f"  {info.label}" if info.label else ""
+        click.echo(
+            f"{info.id:>6} {info.owner:<20} {info.kind:<6} {_link_status(info):<8} {uses:>9} "
+            f"{info.path or '(trash)'}{label}"
+        )
+
+
+@link.command("revoke")
+@common_options
+@click.argument("link_id", metavar="ID", type=int)
+def link_revoke(link_id: int) -> None:
+    """Revoke a share link (any user's): its token stops working at once."""
+    with _opened_app() as app:
+        try:
+            if not 0 < link_id <= _MAX_LINK_ID:
+                raise errors.NotFound("no such link")
+            app.drive.links.revoke(None, link_id)
+        except errors.NotFound:
+            raise click.ClickException(f"no link {link_id}") from None
+    click.echo(f"revoked link {link_id}")
+
+
 # -- maintenance ----------------------------------------------------------------------------------
 @main.command()
 @common_options

@@ -26,7 +26,7 @@ def _principal(services: App) -> Principal:
 
 def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
     """Build the API over ``services`` (an ``davdrive.app.App``: drive, accounts, config)."""
-    from davdrive.api import changes, devices, files, meta, namespace, shares, trash, uploads
+    from davdrive.api import changes, devices, files, links, meta, namespace, shares, trash, uploads
 
     api = Flask("davdrive.api")
     api.config["services"] = services
@@ -66,6 +66,6 @@ def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
     def on_413(_exc: Exception) -> Any:
         return error_response(413, "file_too_large", "request body too large")
 
-    for module in (files, namespace, trash, changes, uploads, devices, shares, meta):
+    for module in (files, namespace, trash, changes, uploads, devices, shares, links, meta):
         api.register_blueprint(module.bp, url_prefix=PREFIX)
     return api

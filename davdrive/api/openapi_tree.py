@@ -1,5 +1,5 @@
-"""OpenAPI entries of the namespace routes (``files/list`` … ``/account``), of ``/shares``
-and of tus 1.0 at ``/api/v1/uploads``; ``meta.OPENAPI`` merges them.
+"""OpenAPI entries of the namespace routes (``files/list`` … ``/account``), of ``/shares``,
+of ``/links`` and of tus 1.0 at ``/api/v1/uploads``; ``meta.OPENAPI`` merges them.
 ``tests/api/test_openapi_routes.py`` checks that every served route and method is documented,
 so the document cannot drift."""
 
@@ -162,6 +162,89 @@ SHARE_ERRORS = {
     "401": _err("not authenticated"),
     "403": _err("re-sharing what was shared with you"),
     "404": _err("no such file, folder, user or share (or not yours)"),
+    "429": _err("too many failed logins"),
+}
+DATE_TIME_OR_NULL = {"type": ["string", "null"], "format": "date-time"}
+LINK = {
+    "type": "object",
+    "required": [
+        "id",
+        "type",
+        "url",
+        "dav_url",
+        "token",
+        "path",
+        "name",
+        "item_type",
+        "has_password",
+        "expires",
+        "max_uses",
+        "uses",
+        "label",
+        "created",
+        "revoked",
+        "active",
+    ],
+    "properties": {
+        "id": {"type": "integer"},
+        "type": {"type": "string", "enum": ["view", "edit", "upload", "drop"]},
+        "url": {"type": "string", "description": "the link's web page"},
+        "dav_url": {"type": "string", "description": "the link as a WebDAV folder or file"},
+        "token": {"type": "string", "pattern": "^[A-Za-z0-9_-]{22,}$"},
+        "path": {
+            "type": "string",
+            "description": "the node's path in your files (empty while it is in the trash)",
+        },
+        "name": {"type": "string"},
+        "item_type": {"type": "string", "enum": ["folder", "file"]},
+        "has_password": {"type": "boolean"},
+        "expires": DATE_TIME_OR_NULL,
+        "max_uses": {"type": ["integer", "null"], "minimum": 1},
+        "uses": {"type": "integer", "minimum": 0},
+        "label": {"type": ["string", "null"]},
+        "created": {"type": "string", "format": "date-time"},
+        "revoked": DATE_TIME_OR_NULL,
+        "active": {
+            "type": "boolean",
+            "description": "not revoked, not expired and not used up",
+        },
+    },
+}
+EXPIRES_IN = {
+    "description": "when the link stops working: an RFC 3339 time or seconds since the epoch, "
+    "in the future; null: never",
+    "oneOf": [
+        {"type": "string", "format": "date-time"},
+        {"type": "number"},
+        {"type": "null"},
+    ],
+}
+LINK_SETTINGS = {
+    "password": {
+        "description": "holders must give it (null: none); never shown again",
+        "type": ["string", "null"],
+        "minLength": 1,
+    },
+    "expires": EXPIRES_IN,
+    "max_uses": {
+        "description": "files or archives downloaded plus files uploaded (null: no limit)",
+        "type": ["integer", "null"],
+        "minimum": 1,
+        "maximum": 2147483647,
+    },
+    "label": {"type": ["string", "null"], "maxLength": 255},
+}
+LINK_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "format": "int64"},
+}
+LINK_ERRORS = {
+    "400": _err("bad input (the root, a bad type or setting, an upload or drop link to a file)"),
+    "401": _err("not authenticated"),
+    "403": _err("linking to what was shared with you"),
+    "404": _err("no such file, folder or link (or not yours)"),
     "429": _err("too many failed logins"),
 }
 
@@ -359,6 +442,79 @@ PATHS: dict[str, Any] = {
             "description": "The owner's files stay; the recipient's mount point goes.",
             "parameters": [SHARE_ID],
             "responses": {"204": {"description": "ended"}, **SHARE_ERRORS},
+        },
+    },
+    "/api/v1/links": {
+        "get": {
+            "summary": "Your share links, oldest first (revoked, expired and used-up ones too)",
+            "parameters": [
+                {
+                    "name": "path",
+                    "in": "query",
+                    "description": "only the links of this node",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["links"],
+                        "properties": {"links": {"type": "array", "items": LINK}},
+                    }
+                ),
+                **LINK_ERRORS,
+            },
+        },
+        "post": {
+            "summary": "Make a share link to a file or folder of yours",
+            "description": "`view` reads; `edit` reads and writes; `upload` (a folder) adds "
+            "and lists; `drop` (a folder) only adds. Whoever holds `url` reaches the item until "
+            "the link is revoked, expires or is used up.",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["path", "type"],
+                            "properties": {
+                                "path": {"type": "string", "minLength": 1},
+                                "type": {"enum": ["view", "edit", "upload", "drop"]},
+                                **LINK_SETTINGS,
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {"201": _json(LINK, "created (Location names the link)"), **LINK_ERRORS},
+        },
+    },
+    "/api/v1/links/{id}": {
+        "get": {
+            "summary": "One of your links",
+            "parameters": [LINK_ID],
+            "responses": {"200": _json(LINK), **LINK_ERRORS},
+        },
+        "patch": {
+            "summary": "Change a link's password, expiry, maximum uses or label",
+            "description": "Only the keys given change; null clears one.",
+            "parameters": [LINK_ID],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object", "properties": LINK_SETTINGS},
+                    }
+                },
+            },
+            "responses": {"200": _json(LINK), **LINK_ERRORS},
+        },
+        "delete": {
+            "summary": "Revoke a link: its token stops working at once",
+            "description": "The link stays in your list, with `revoked` set.",
+            "parameters": [LINK_ID],
+            "responses": {"204": {"description": "revoked"}, **LINK_ERRORS},
         },
     },
     "/api/v1/uploads": {
