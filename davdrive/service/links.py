@@ -38,6 +38,10 @@ KINDS = tuple(LINK_PERMS)
 FOLDER_KINDS = ("upload", "drop")  # need a folder to add to
 TOKEN_BYTES = 24  # 192 bits, URL-safe base64: 32 characters
 LABEL_MAX = 255
+PASSWORD_MAX = 1024
+MAX_USES = 2**31 - 1  # the column is a 32-bit integer
+LAST_EXPIRY = 253402300799.0  # 9999-12-31T23:59:59Z: the last time RFC 3339 can show
+MAX_ID = 2**63 - 1
 PASSWORD_FAILURES = 5  # wrong passwords per link and client within the window ...
 PASSWORD_WINDOW = 300.0  # ... seconds, then 429 until the oldest failure leaves the window
 VERIFIED_TTL = 300.0  # a verified (link, password) pair is trusted this long in a process
@@ -127,16 +131,18 @@ def _validate(
     if expires is not None:
         if isinstance(expires, bool) or not isinstance(expires, int | float):
             raise BadRequest("expires is a time (seconds since the epoch)")
-        if expires <= time.time():
-            raise BadRequest("the expiry must be in the future")
+        if not time.time() < expires <= LAST_EXPIRY:  # also refuses NaN
+            raise BadRequest("the expiry must be in the future, before the year 10000")
     if max_uses is not None and (
-        isinstance(max_uses, bool) or not isinstance(max_uses, int) or max_uses < 1
+        isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= MAX_USES
     ):
-        raise BadRequest("max_uses is a positive integer")
+        raise BadRequest(f"max_uses is an integer from 1 to {MAX_USES}")
     if label is not None and (not isinstance(label, str) or len(label) > LABEL_MAX):
         raise BadRequest(f"label is text of at most {LABEL_MAX} characters")
-    if password is not None and (not isinstance(password, str) or not password):
-        raise BadRequest("a link password is non-empty text")
+    if password is not None and (
+        not isinstance(password, str) or not 0 < len(password) <= PASSWORD_MAX
+    ):
+        raise BadRequest(f"a link password is text of 1-{PASSWORD_MAX} characters")
     return kind, (float(expires) if expires is not None else None), max_uses, label, password
 
 
@@ -246,6 +252,8 @@ class Links:
         in every process (nothing caches a link)."""
         if p is not None:
             self._own_row(p, link_id)
+        elif not 0 < link_id <= MAX_ID:
+            raise NotFound(GONE)
         with self.core.db.write() as s:
             done = s.execute(
                 update(Link)
@@ -282,7 +290,7 @@ class Links:
             return [self._info(conn, r) for r in conn.execute(query)]
 
     def _own_row(self, p: Principal, link_id: int) -> Any:
-        if p.link is not None:
+        if p.link is not None or not 0 < link_id <= MAX_ID:
             raise NotFound(GONE)
         with self.core.db.read_conn(snapshot=False) as conn:
             row = conn.execute(_BY_ID, {"lid": link_id}).first()
@@ -358,6 +366,8 @@ class Links:
             failures = self._failures.get(limit_key)
             while failures and failures[0] <= now - PASSWORD_WINDOW:
                 failures.popleft()
+            if failures is not None and not failures:
+                del self._failures[limit_key]
             if failures and len(failures) >= PASSWORD_FAILURES:
                 retry = failures[0] + PASSWORD_WINDOW - now
                 raise TooManyRequests(

@@ -198,10 +198,45 @@ class Tree:
             if after is not None:
                 query = query.where(key > after)
             rows = s.execute(query).all()
-        entries = [member(row, row.parent_id, row.path) for row in rows[:limit]]
+        entries = [member(row, row.parent_id, row.path) for row in rows]
         if t.view is not None:
             entries = [replace(e, perms=int(t.perms)) for e in entries]
-        return entries, len(rows) > limit, seq
+        else:  # the mount points below, and what they hold, in path order with the rest
+            entries = self._with_mounted_trees(p, t, prefix, entries, after, limit)
+        return entries[:limit], len(entries) > limit, seq
+
+    def _with_mounted_trees(
+        self,
+        p: Principal,
+        t: Target,
+        prefix: str,
+        entries: list[NodeInfo],
+        after: str | None,
+        limit: int,
+    ) -> list[NodeInfo]:
+        """``entries`` (of ``p``'s own tree below ``prefix``) merged with the mount points
+        below ``prefix`` and their trees: at most ``limit + 1`` after ``after``, by path."""
+        below = [m for m in t.mounts if m.mount_path.startswith(prefix + "/")]
+        if not below:
+            return entries
+        mounted: list[NodeInfo] = []
+        for m in below:
+            try:
+                root = self.stat(p, m.mount_path)
+            except NotFound:
+                continue
+            if after is None or root.path > after:
+                mounted.append(root)
+            if root.is_dir:
+                inner_after = after if after is not None and after > root.path else None
+                mounted += self.list_tree(p, root.path, after=inner_after, limit=limit)[0]
+        tops = {m.mount_path for m in below}
+        own = [
+            e
+            for e in entries
+            if e.path not in tops and not any(e.path.startswith(top + "/") for top in tops)
+        ]
+        return sorted(own + mounted, key=_by_path)[: limit + 1]
 
     def mkdir(self, p: Principal, path: str) -> NodeInfo:
         """``AlreadyExists`` if anything lives there; ``ParentNotFound`` without a parent."""
@@ -530,6 +565,10 @@ _LIST_COLUMNS = tuple(c for c in MEMBER_COLUMNS if c is not Node.parent_id)
 
 def _by_name(info: NodeInfo) -> str:
     return info.name
+
+
+def _by_path(info: NodeInfo) -> str:
+    return info.path  # code point order: the byte order of UTF-8, as the database sorts
 
 
 def _members_query(folder_id: int, after: str | None, limit: int | None) -> Any:

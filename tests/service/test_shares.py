@@ -254,3 +254,26 @@ def test_a_trashed_shared_folder_disappears_and_returns_with_its_restore(
         drive.read_bytes(bob, "/Projects/plan.txt")
     drive.restore_trash(alice, drive.list_trash(alice)[0].id)
     assert drive.read_bytes(bob, "/Projects/plan.txt") == b"the plan"
+
+
+def test_a_recursive_listing_of_the_recipients_home_includes_its_shares(
+    drive: Drive, alice: Principal, bob: Principal, projects: str
+) -> None:
+    drive.mkdir(bob, "/mine")
+    drive.write_file(bob, "/mine/m.txt", b"m")
+    drive.write_file(bob, "/zzz.txt", b"z")
+    drive.shares.create(alice, projects, "bob", int(R))
+    entries, more, _seq = drive.list_tree(bob, "/")
+    assert not more
+    assert [e.path for e in entries] == [
+        "/Projects",
+        "/Projects/plan.txt",
+        "/Projects/sub",
+        "/mine",
+        "/mine/m.txt",
+        "/zzz.txt",
+    ]
+    first, more, _ = drive.list_tree(bob, "/", limit=2)
+    assert more and [e.path for e in first] == ["/Projects", "/Projects/plan.txt"]
+    rest, more, _ = drive.list_tree(bob, "/", after=first[-1].path, limit=10)
+    assert not more and [e.path for e in rest][0] == "/Projects/sub"
