@@ -21,6 +21,7 @@ def _item_json(t: Any) -> dict[str, Any]:
         "is_dir": t.is_dir,
         "size": t.size,
         "deleted": rfc3339(t.trashed_at),
+        "deleted_by": t.deleted_by,
     }
 
 

@@ -36,7 +36,7 @@ class Trash:
         self.core.charge(user, -self.core.subtree_size(s, node.id))
         node.trashed_at = time.time()
         node.trashed_path = path
-        node.trashed_by = p.user_id
+        node.trashed_by = p.user_id if p.link is None else None  # a link's holder: nobody
         self.core.touch(s.get(Node, node.parent_id))
         self.core.journal(s, user, p, "deleted", node, path)
 
@@ -56,9 +56,19 @@ class Trash:
                     is_dir=n.is_dir,
                     size=self.core.subtree_size(s, n.id),
                     trashed_at=n.trashed_at or 0.0,
+                    deleted_by=self._login(s, n.trashed_by),
                 )
                 for n in nodes
             ]
+
+    def _login(self, s: Session, user_id: int | None) -> str | None:
+        """The login of who trashed an item (None: unknown, a link, a deleted account)."""
+        if user_id is None:
+            return None
+        try:
+            return self.core.login_of(s, user_id)
+        except NotFound:
+            return None
 
     def restore_trash(self, p: Principal, item_id: int) -> NodeInfo:
         """Restore a trashed file or folder (with its contents) to where it was; a name taken

@@ -103,3 +103,4 @@ class TrashItem:
     is_dir: bool
     size: int  # logical size of the subtree
     trashed_at: float
+    deleted_by: str | None = None  # the login that deleted it (a recipient of a share too)

@@ -99,7 +99,7 @@ def test_a_read_write_share_writes_the_owners_tree_and_charges_the_owner(
     assert drive.read_bytes(alice, "/Work/Projects/made-by-bob/moved.txt") == b"hello from bob"
     drive.delete(bob, "/Projects/made-by-bob")
     trash = drive.list_trash(alice)
-    assert [t.name for t in trash] == ["made-by-bob"]
+    assert [(t.name, t.deleted_by) for t in trash] == [("made-by-bob", "bob")]
     assert drive.list_trash(bob) == []
 
 
