@@ -73,5 +73,7 @@ def test_recipient_long_poll_wakes_on_share_and_on_owner_writes(live_server) -> 
     assert alice.delete(f"{url}/shares/{share_id}").status_code == 204
     gone = bob.get(f"{url}/files/download", params={"path": "/Team/report.txt"})
     assert gone.status_code == 404
-    names = [e["name"] for e in bob.get(f"{url}/files/list", params={"path": "/"}).json()["entries"]]
+    names = [
+        e["name"] for e in bob.get(f"{url}/files/list", params={"path": "/"}).json()["entries"]
+    ]
     assert "Team" not in names

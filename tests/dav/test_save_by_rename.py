@@ -7,7 +7,6 @@ editors on a real davfs2 mount of the live server (root, /dev/fuse and mount.dav
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -17,6 +16,7 @@ import pytest
 import requests
 
 from tests.conftest import unavailable
+from tests.dav.davfs import davfs_mount, davfs_umount
 
 LOCK_BODY = (
     b'<?xml version="1.0" encoding="utf-8"?><D:lockinfo xmlns:D="DAV:">'
@@ -149,29 +149,8 @@ def test_libreoffice_lock_temp_rename_save_keeps_the_lock(live_server):
 
 # -- a real davfs2 mount ---------------------------------------------------------------------------
 def _mount(server, tmp_path: Path) -> Path:
-    if os.geteuid() != 0 or not shutil.which("mount.davfs") or not os.path.exists("/dev/fuse"):
-        unavailable("a davfs2 mount needs root, /dev/fuse and mount.davfs (apt install davfs2)")
-    point = tmp_path / "mnt"
-    point.mkdir()
     user, password = server.auth("alice")
-    url = server.dav("alice")
-    secrets = tmp_path / "secrets"
-    secrets.write_text(f'{url} {user} "{password}"\n')
-    secrets.chmod(0o600)
-    conf = tmp_path / "davfs2.conf"
-    conf.write_text(f"secrets {secrets}\ndelay_upload 0\nuse_locks 1\n")
-    proc = subprocess.run(
-        ["mount.davfs", "-o", f"conf={conf}", url, str(point)],
-        timeout=60,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, f"mount.davfs failed: {proc.stderr}"
-    return point
-
-
-def _umount(point: Path) -> None:
-    subprocess.run(["umount", str(point)], timeout=120, capture_output=True)
+    return davfs_mount(server.dav("alice"), user, password, tmp_path)
 
 
 def _wait_for(c: Client, name: str, content: bytes) -> None:
@@ -217,6 +196,6 @@ def test_editors_on_a_real_davfs2_mount_keep_history(live_server, tmp_path):
         )
         _wait_for(c, "notes.txt", b"version 3\n")
     finally:
-        _umount(point)
+        davfs_umount(point)
     assert c.contents("notes.txt") == [b"version 3\n", b"version 2\n", b"version 1\n"]
     assert c.req("GET", "notes.txt~").status_code == 404
