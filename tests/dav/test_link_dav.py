@@ -194,3 +194,14 @@ def test_password_uses_and_revocation(links) -> None:
     gone = requests.request("PROPFIND", third, timeout=30)
     unknown = requests.request("PROPFIND", f"{links.url}/s/{'x' * 32}/dav/", timeout=30)
     assert gone.status_code == unknown.status_code == 404
+
+
+def test_a_file_link_serves_the_file_at_its_root(links) -> None:
+    info = links.drive.links.create(links.alice, "/Work/Pub/a.txt", "view")
+    url = f"{links.url}/s/{info.token}/dav/"
+    got = requests.get(url, timeout=30)
+    assert got.status_code == 200 and got.content == b"public a"
+    found = requests.request("PROPFIND", url, headers={"Depth": "0"}, timeout=30)
+    assert found.status_code == 207 and "alice" not in found.text
+    assert requests.put(url, data=b"x", timeout=30).status_code in (400, 403, 405, 409)
+    assert links.drive.read_bytes(links.alice, "/Work/Pub/a.txt") == b"public a"
