@@ -66,6 +66,31 @@ def _dav_factory(app: App) -> WSGIApp | None:
     return make_dav_app(app)
 
 
+def _link_pages_factory(app: App) -> WSGIApp | None:
+    try:
+        from davdrive.web.link_pages import make_link_pages
+    except ImportError as exc:
+        log.warning("share link pages unavailable (%s): /s/ answers 503", exc)
+        return None
+    return make_link_pages(app)
+
+
+def _link_dav_factory(app: App) -> WSGIApp | None:
+    try:
+        from providers.link_provider import make_link_dav_app
+
+        return make_link_dav_app(app)
+    except Exception as exc:  # noqa: BLE001 - a broken link WebDAV must not stop the server
+        log.warning("share link WebDAV unavailable (%s): /s/<token>/dav answers 503", exc)
+        return None
+
+
+def is_link_dav(path: str) -> bool:
+    """Whether ``path`` is the WebDAV of a share link: ``/s/<token>/dav`` or below it."""
+    parts = path.split("/", 4)  # "", "s", token, "dav", rest
+    return len(parts) >= 4 and parts[1] == "s" and bool(parts[2]) and parts[3] == "dav"
+
+
 def _respond(
     start_response: Callable[..., Any],
     status: str,
@@ -94,9 +119,13 @@ class Dispatcher:
         *,
         dav: WSGIApp | None = None,
         api: WSGIApp | None = None,
+        link_pages: WSGIApp | None = None,
+        link_dav: WSGIApp | None = None,
     ) -> None:
         self.app = app
         self.dav = dav if dav is not None else _dav_factory(app)
+        self.link_pages = link_pages if link_pages is not None else _link_pages_factory(app)
+        self.link_dav = link_dav if link_dav is not None else _link_dav_factory(app)
         if api is None and api_factory is not None:
             api = api_factory(app)
         self.api = api
@@ -142,6 +171,20 @@ class Dispatcher:
                     extra=[("Retry-After", "60")],
                 )
             return self.dav(environ, start_response)
+        if path.startswith("/s/"):
+            sub, what = (
+                (self.link_dav, b"share link WebDAV")
+                if is_link_dav(path)
+                else (self.link_pages, b"share link pages")
+            )
+            if sub is None:
+                return _respond(
+                    start_response,
+                    "503 Service Unavailable",
+                    what + b" are not available in this build\n",
+                    extra=[("Retry-After", "60")],
+                )
+            return sub(environ, start_response)
         if path == "/api" or path.startswith("/api/"):
             if self.api is None or not path.startswith("/api/v1/"):
                 return _json_error(start_response, "404 Not Found", "not_found", f"no {path}")
@@ -208,6 +251,8 @@ def door_of(path: str) -> str:
     """The ``door`` label of a request path (``davdrive.metrics``; prefixes are ASCII, so the
     WSGI-native ``PATH_INFO`` does)."""
     if path.startswith("/dav/") or path == "/dav" or path.startswith("/remote.php/"):
+        return "dav"
+    if path.startswith("/s/") and is_link_dav(path):
         return "dav"
     if path.startswith("/api/"):
         return "notify" if path == "/api/v1/longpoll" else "api"
@@ -292,4 +337,11 @@ def make_wsgi_app(app: App) -> Dispatcher:
     return Dispatcher(app)
 
 
-__all__ = ["Dispatcher", "RequestMetrics", "api_factory", "door_of", "make_wsgi_app"]
+__all__ = [
+    "Dispatcher",
+    "RequestMetrics",
+    "api_factory",
+    "door_of",
+    "is_link_dav",
+    "make_wsgi_app",
+]
