@@ -67,6 +67,9 @@ class User(Base):
     # How many shares this account gave (a hint, never too low): a write whose account has none
     # skips the look-up of recipients whose journals must hear of it (``service.fanout``).
     shares_out: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # How many shares it received (a hint, never too low): an account with none skips the
+    # look-up of mount points; read with the credentials check every request makes anyway.
+    shares_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class Device(Base):

@@ -49,7 +49,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -139,7 +139,7 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-_CRED_GEN = select(User.cred_gen).where(User.id == bindparam("uid"))
+_CRED_GEN = select(User.cred_gen, User.shares_in).where(User.id == bindparam("uid"))
 _DEVICE_CRED_GEN = _CRED_GEN.join(
     Device, (Device.user_id == User.id) & (Device.id == bindparam("did"))
 )
@@ -398,9 +398,14 @@ class Accounts:
         params = {"uid": principal.user_id, "did": principal.device_id}
         query = _CRED_GEN if principal.device_id is None else _DEVICE_CRED_GEN
         with self.db.read_conn(snapshot=False) as conn:
-            current = conn.scalar(query, params)
-        if current == cred_gen:
-            return principal
+            current = conn.execute(query, params).first()
+        if current is not None and current.cred_gen == cred_gen:
+            mounts = current.shares_in > 0  # read here, so the access rule need not look
+            return (
+                principal
+                if principal.has_mounts == mounts
+                else replace(principal, has_mounts=mounts)
+            )
         with self._lock:
             if self._cache.get(cache_key) is hit:
                 del self._cache[cache_key]
@@ -443,9 +448,14 @@ class Accounts:
             return None
         with self.db.read() as s:
             user = s.execute(
-                select(User.id, User.login, User.password_hash, User.is_admin, User.cred_gen).where(
-                    User.login == login.lower()
-                )
+                select(
+                    User.id,
+                    User.login,
+                    User.password_hash,
+                    User.is_admin,
+                    User.cred_gen,
+                    User.shares_in,
+                ).where(User.login == login.lower())
             ).first()
             if user is None:
                 # Spend the same time as a real check so logins cannot be enumerated by timing.
@@ -457,12 +467,16 @@ class Accounts:
                     Device.app_password_hash == SECRET_PREFIX + _digest(password),
                 )
             )
+        mounts = user.shares_in > 0
         if device_id is not None:
-            return Principal(user.id, user.login, device_id, bool(user.is_admin)), user.cred_gen
+            p = Principal(user.id, user.login, device_id, bool(user.is_admin), has_mounts=mounts)
+            return p, user.cred_gen
         if not self._verify(user.password_hash, password):
             return None
         self._maybe_rehash(user.id, user.password_hash, password)
-        return Principal(user.id, user.login, None, bool(user.is_admin)), user.cred_gen
+        return Principal(user.id, user.login, None, bool(user.is_admin), has_mounts=mounts), (
+            user.cred_gen
+        )
 
     def _maybe_rehash(self, user_id: int, password_hash: str, password: str) -> None:
         try:

@@ -273,7 +273,8 @@ class Content:
             path = t.shown(t.path)
         if declared_size is not None and declared_size > self.core.max_file_size:
             raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
-        if declared_size is not None and declared_size <= PRECHECK_MIN:
+        if declared_size is not None and declared_size <= PRECHECK_MIN and t.view is None:
+            # (through a share or a link the rights are checked now: a door may count a use)
             headroom = self.core.max_file_size
         else:
             headroom = self.check_upload(

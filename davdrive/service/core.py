@@ -320,7 +320,9 @@ class DriveCore:
 
     def mounts(self, conn: Connection, p: Principal) -> list[ShareRow]:
         """The shares ``p`` received (one indexed read; a link's holder has none)."""
-        return mounts_of(conn, p.user_id) if p.link is None else []
+        if p.link is not None or not p.has_mounts:
+            return []
+        return mounts_of(conn, p.user_id)
 
     def target(self, p: Principal, path: str | list[str], need: Perm = Perm.READ) -> access.Target:
         """Where ``path`` of ``p``'s view lands, by the access rule (``service.access``);

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -44,6 +44,7 @@ LAST_EXPIRY = 253402300799.0  # 9999-12-31T23:59:59Z: the last time RFC 3339 can
 MAX_ID = 2**63 - 1
 PASSWORD_FAILURES = 5  # wrong passwords per link and client within the window ...
 PASSWORD_WINDOW = 300.0  # ... seconds, then 429 until the oldest failure leaves the window
+PROOF_TTL = 12 * 3600.0  # how long a browser's proof of the password lasts
 VERIFIED_TTL = 300.0  # a verified (link, password) pair is trusted this long in a process
 GONE = "no such link"  # one answer for missing, revoked, expired and used up
 
@@ -115,7 +116,7 @@ class OpenLink:
     is_dir: bool
     name: str
     protected: bool
-    password_hash: str | None
+    password_hash: str | None = field(repr=False)
 
 
 def new_token() -> str:
@@ -390,17 +391,27 @@ class Links:
                 self._failures.setdefault(limit_key, deque()).append(now)
         return ok
 
-    def proof(self, link: OpenLink) -> str:
-        """A value a browser may keep (a cookie) to show it gave the password: changes when the
-        password changes, meaningless for any other link."""
-        assert link.principal.link is not None and link.password_hash is not None
-        key = link.password_hash.encode()
-        msg = f"davdrive link {link.principal.link.id}".encode()
-        return hmac.new(key, msg, hashlib.sha256).hexdigest()
+    def proof(self, link: OpenLink, *, now: float | None = None) -> str:
+        """A value a browser may keep (a cookie) to show it gave the password: it expires after
+        ``PROOF_TTL``, stops working when the password changes, and means nothing for any
+        other link (an HMAC keyed by the password's hash, which only the server holds)."""
+        until = int((time.time() if now is None else now) + PROOF_TTL)
+        return f"{until}.{self._mac(link, until)}"
 
     def check_proof(self, link: OpenLink, value: str) -> bool:
-        """Whether ``value`` is ``proof(link)`` (constant time)."""
-        return link.password_hash is not None and hmac.compare_digest(self.proof(link), value)
+        """Whether ``value`` is a live ``proof(link)`` (constant time)."""
+        if link.password_hash is None or not isinstance(value, str):
+            return False
+        until, _, mac = value.partition(".")
+        if not until.isdigit() or int(until) < time.time():
+            return False
+        return hmac.compare_digest(self._mac(link, int(until)), mac)
+
+    @staticmethod
+    def _mac(link: OpenLink, until: int) -> str:
+        assert link.principal.link is not None and link.password_hash is not None
+        msg = f"davdrive link {link.principal.link.id} until {until}".encode()
+        return hmac.new(link.password_hash.encode(), msg, hashlib.sha256).hexdigest()
 
     def use(self, link: OpenLink) -> None:
         """Count one use (a file or archive downloaded, a file uploaded) atomically;

@@ -124,6 +124,7 @@ class Shares:
                 },
             ).scalar_one()
             owner.shares_out = (owner.shares_out or 0) + 1
+            conn.execute(update(User).where(User.id == rid).values(shares_in=User.shares_in + 1))
             s.flush()
             _tell(s, rid, p, "shared", mount, node.id)
         return self.get(p, sid)
@@ -170,6 +171,16 @@ class Shares:
                 shares_out=select(func.count())
                 .select_from(Share)
                 .where(Share.owner_id == row.owner_id)
+                .scalar_subquery()
+            )
+        )
+        conn.execute(
+            update(User)
+            .where(User.id == row.recipient_id)
+            .values(
+                shares_in=select(func.count())
+                .select_from(Share)
+                .where(Share.recipient_id == row.recipient_id)
                 .scalar_subquery()
             )
         )

@@ -31,6 +31,9 @@ class Principal:
     # A share link's holder: acts in the owner's tree (``user_id``) below the link's node only,
     # never as the owner; ``login`` is "link-<id>", never the owner's.
     link: LinkGrant | None = None
+    # False when the account is known (this request) to have received no share: the access
+    # rule then skips looking for mount points. True: unknown, look.
+    has_mounts: bool = True
 
 
 @dataclass(frozen=True)

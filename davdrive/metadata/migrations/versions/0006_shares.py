@@ -6,7 +6,8 @@ Revises: 0005
 Adds the ``link`` table (token, kind, password, expiry, uses, revocation), the ``share`` table
 (owner, node, recipient, permission bits, where the recipient sees it),
 ``users.shares_out`` (how many shares an account gave: writes of accounts with none skip the
-recipients' journals), ``node.trashed_by`` (who trashed it: a recipient's delete lands in the
+recipients' journals) and ``users.shares_in`` (how many it received: accounts with none skip
+the look-up of mount points), ``node.trashed_by`` (who trashed it: a recipient's delete lands in the
 owner's trash) and ``upload_session.owner_id`` (a resumable upload into a share seals its blocks
 with the owner's keys). Nothing existing changes; every step is idempotent.
 """
@@ -98,6 +99,11 @@ def upgrade() -> None:
             "users",
             sa.Column("shares_out", sa.Integer(), nullable=False, server_default=sa.text("0")),
         )
+    if "shares_in" not in _columns("users"):
+        op.add_column(
+            "users",
+            sa.Column("shares_in", sa.Integer(), nullable=False, server_default=sa.text("0")),
+        )
     if "trashed_by" not in _columns("node"):
         op.add_column("node", sa.Column("trashed_by", sa.BigInteger(), nullable=True))
     if "owner_id" not in _columns("upload_session"):
@@ -110,6 +116,7 @@ def downgrade() -> None:
     with op.batch_alter_table("node") as batch:
         batch.drop_column("trashed_by")
     with op.batch_alter_table("users") as batch:
+        batch.drop_column("shares_in")
         batch.drop_column("shares_out")
     op.drop_index("ix_link_owner", "link")
     op.drop_table("link")
