@@ -46,6 +46,7 @@ def main() -> None:
             upload.write(payload[off : off + (256 << 10)])
             (data / "progress").write_text(f"{i} {off}")
         upload.commit()
+        (data / "committed").write_text(str(i))  # at least this one is durable
         i += 1
 
 
