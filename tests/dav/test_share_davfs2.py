@@ -45,3 +45,26 @@ def test_a_davfs2_mount_of_the_recipients_home_shows_the_share(live_server, tmp_
         _wait(arrived, "bob's file never reached alice's folder")
     finally:
         davfs_umount(point)
+
+
+@pytest.mark.slow
+def test_a_davfs2_mount_of_an_edit_link(live_server, tmp_path: Path):
+    api = f"{live_server.url}/api/v1"
+    alice = requests.Session()
+    alice.auth = live_server.auth("alice")
+    assert alice.post(f"{api}/files/create_folder", json={"path": "/Pub"}).ok
+    assert alice.post(f"{api}/files/upload", params={"path": "/Pub/a.txt"}, data=b"a").ok
+    r = alice.post(f"{api}/links", json={"path": "/Pub", "type": "edit", "password": "pw 1"})
+    assert r.status_code == 201, r.text
+    point = davfs_mount(r.json()["dav_url"], "anyone", "pw 1", tmp_path)
+    try:
+        assert (point / "a.txt").read_bytes() == b"a"
+        (point / "from-link.txt").write_bytes(b"via the link")
+
+        def arrived() -> bool:
+            got = alice.get(f"{api}/files/download", params={"path": "/Pub/from-link.txt"})
+            return got.status_code == 200 and got.content == b"via the link"
+
+        _wait(arrived, "the file written on the link's mount never reached alice")
+    finally:
+        davfs_umount(point)
