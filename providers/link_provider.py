@@ -176,14 +176,34 @@ class LinkProvider(DriveProvider):
         link: OpenLink | None = environ.get(LINK_KEY)
         method = environ["REQUEST_METHOD"]
         if link is not None and method in ("GET", "PUT"):
-            counts = method == "PUT"
             if method == "GET":
                 res = self.get_resource_inst(environ["PATH_INFO"], environ)
                 counts = res is not None and not res.is_collection
+            else:  # an upload the link refuses must not use it up: check first
+                counts = self._upload_allowed(environ)
             if counts:
                 with dav_errors():
                     self.drive.links.use(link)
         return super().custom_request_handler(environ, start_response, default_handler)
+
+    def _upload_allowed(self, environ: dict[str, Any]) -> bool:
+        """Whether a PUT here would be accepted (rights, folder, quota, size); False lets the
+        request run on and fail with its own status, uncounted."""
+        parts = self.split(environ["PATH_INFO"], environ)
+        p = self.principal(environ)
+        n = self.home_len(parts, p, environ)
+        if not n or len(parts) <= n:
+            return False
+        try:
+            self.drive.check_upload(p, "/" + "/".join(parts[n:]), declared_size=_declared(environ))
+        except errors.DriveError:
+            return False
+        return True
+
+
+def _declared(environ: dict[str, Any]) -> int | None:
+    raw = str(environ.get("CONTENT_LENGTH") or "").strip()
+    return int(raw) if raw.isdigit() else None
 
 
 def link_dav_config(app: App, *, verbose: int = 1) -> dict[str, Any]:

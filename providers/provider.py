@@ -35,6 +35,7 @@ from wsgidav.dav_provider import DAVProvider
 from davdrive.errors import BadRequest
 from davdrive.service.access import Perm
 from davdrive.service.drive import Drive
+from davdrive.service.locks import LockView, lock_url
 from davdrive.service.paths import normalize_name
 from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal
@@ -200,10 +201,15 @@ class DriveProvider(DAVProvider):
         elif method in ("LOCK", "PROPPATCH") and below:
             # WsgiDAV keeps locks and answers PROPPATCH per property: a read-only share must
             # refuse the request as a whole, before either happens.
+            # Locking an item needs the right to change it; locking a new name (RFC 4918
+            # §9.10.4: it creates an empty file) the right to add one and to see it.
             with dav_errors():
                 rights = self.drive.rights(p, dpath)
-            wanted = Perm.WRITE if method == "PROPPATCH" else Perm.WRITE | Perm.CREATE
-            if not rights & wanted:
+            if method == "PROPPATCH" or self.get_resource_inst(environ["PATH_INFO"], environ):
+                allowed = bool(rights & Perm.WRITE)
+            else:
+                allowed = rights & (Perm.CREATE | Perm.READ) == Perm.CREATE | Perm.READ
+            if not allowed:
                 raise DAVError(HTTP_FORBIDDEN, "read-only: you may not change this item")
         elif method in ("MOVE", "COPY"):
             if not str(environ.get("HTTP_DESTINATION", "")).strip():
@@ -232,10 +238,22 @@ class DriveProvider(DAVProvider):
         storage = getattr(self.lock_manager, "storage", None)
         home = self.home_url(p, environ)
         snapshot = storage.snapshot(home) if hasattr(storage, "snapshot") else nullcontext()
-        with dav_errors(), snapshot:  # one lock query per request, not one per parent URL
+        views = self._lock_views(p, environ, home) if hasattr(storage, "views") else []
+        aliases = storage.views(views) if views else nullcontext()
+        with dav_errors(), snapshot, aliases:  # one lock query per request, not one per URL
             if method == "PROPFIND":  # a text-built 207 for the common requests
                 return handle_propfind(self, environ, respond, default_handler)
             return default_handler(environ, respond)
+
+    def _lock_views(self, p: Principal, environ: dict[str, Any], home: str) -> list[LockView]:
+        """Locks on nodes this caller reaches through a share or a link are kept under their
+        owner's URL: the URL pairs for this request (none for an account that has no share)."""
+        with dav_errors():
+            views = self.drive.lock_views(p)
+        return [
+            LockView(home + (quote(path) if path != "/" else ""), lock_url(owner, base))
+            for path, owner, base in views
+        ]
 
     def _check_destination(self, environ: dict[str, Any]) -> None:
         """A Destination must stay inside the caller's home (no ``..``, no other login)."""

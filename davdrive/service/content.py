@@ -269,7 +269,7 @@ class Content:
         if not t.perms & (Perm.WRITE | Perm.CREATE):
             raise PermissionDenied("not allowed: write")
         if not t.perms & (Perm.READ | Perm.WRITE):  # a drop: never overwrite, never tell
-            t, create_only, expected_etag = self._free_target(p, t), True, None
+            t, create_only, expected_etag = self.core.free_target(p, t), True, None
             path = t.shown(t.path)
         if declared_size is not None and declared_size > self.core.max_file_size:
             raise FileTooLarge(f"file is larger than {self.core.max_file_size} bytes")
@@ -295,24 +295,6 @@ class Content:
             quota_headroom=max(headroom, 0),
         )
 
-    def _free_target(self, p: Principal, t: Target) -> Target:
-        """For a holder who may only add (a drop link): the target itself when its name is
-        free, else the first free "name (2).ext", "name (3).ext" ... beside it."""
-        parent_parts, name = parent_and_name(t.path)
-        stem, dot, ext = name.rpartition(".")
-        if not dot or not stem:
-            stem, dot, ext = name, "", ""
-        with self.core.db.read_conn(snapshot=False) as conn:
-            root = self.core.root_id(conn, t.owner_id)
-            candidate, n = name, 1
-            while n < 10000:
-                row = find(conn, root, parent_parts, candidate)
-                if row is None or row.c_id is None:
-                    break
-                n += 1
-                candidate = f"{stem} ({n}){dot}{ext}"
-        return self.core.target(p, t.shown(join([*parent_parts, candidate])), Perm.NONE)
-
     def check_upload(
         self,
         p: Principal,
@@ -327,6 +309,8 @@ class Content:
         if already resolved) would be accepted now (rights, size, parent, preconditions, locks,
         quota); returns the quota headroom in bytes."""
         t = target if target is not None else self.core.target(p, path, Perm.NONE)
+        if not t.perms & (Perm.READ | Perm.WRITE):  # a drop: the name it will really get
+            t = self.core.free_target(p, t)
         owner = t.owner_id
         parent_parts, name = parent_and_name(t.path)
         if declared_size is not None and declared_size > self.core.max_file_size:
@@ -536,6 +520,7 @@ class Content:
                 conn,
                 target.account.login,
                 p.lock_tokens,
+                who=p.login,
                 nodes=[path] if node_id is not None else [join(parent_parts), path],
             )
 

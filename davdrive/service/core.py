@@ -46,7 +46,8 @@ from davdrive.service import access, fanout
 from davdrive.service.access import Perm
 from davdrive.service.fanout import Echo, change_row
 from davdrive.service.locks import check_write
-from davdrive.service.paths import join, split_path
+from davdrive.service.lookup import find
+from davdrive.service.paths import join, parent_and_name, split_path
 from davdrive.service.references import referenced_keys
 from davdrive.service.timestamps import shown_mtime
 from davdrive.service.types import (
@@ -357,6 +358,43 @@ class DriveCore:
         )
         return Perm(best.perms) if best is not None else Perm.NONE
 
+    def free_target(self, p: Principal, t: access.Target, *, folder: bool = False) -> access.Target:
+        """For a holder who may only add (a drop link): the target itself when its name is
+        free, else the first free "name (2).ext", "name (3).ext" ("name (2)" for a folder)
+        beside it, so nothing is overwritten and nothing tells what exists."""
+        parent_parts, name = parent_and_name(t.path)
+        stem, dot, ext = name.rpartition(".")
+        if folder or not dot or not stem:
+            stem, dot, ext = name, "", ""
+        with self.db.read_conn(snapshot=False) as conn:
+            root = self.root_id(conn, t.owner_id)
+            candidate, n = name, 1
+            while n < 10000:
+                row = find(conn, root, parent_parts, candidate)
+                if row is None or row.c_id is None:
+                    break
+                n += 1
+                candidate = f"{stem} ({n}){dot}{ext}"
+        return self.target(p, t.shown(join([*parent_parts, candidate])), Perm.NONE)
+
+    def lock_views(self, p: Principal) -> list[tuple[str, str, str]]:
+        """Where ``p`` sees nodes of other trees: ``(path in p's view, owner login, owner
+        path)`` for each live share it received, or the root of its link. Locks taken through
+        such a path are kept under the owner's URL (``service.locks.LockView``)."""
+        if p.link is None and not p.has_mounts:
+            return []
+        out = []
+        with self.db.read_conn() as conn:
+            if p.link is not None:
+                wanted = [("/", p.user_id, p.link.node_id)]
+            else:
+                wanted = [(m.mount_path, m.owner_id, m.node_id) for m in mounts_of(conn, p.user_id)]
+            for view, owner_id, node_id in wanted:
+                place = node_place(conn, node_id)
+                if place is not None and place.live and place.owner_id == owner_id:
+                    out.append((view, self.login_of(conn, owner_id), place.path))
+        return out
+
     def node_id_at(self, p: Principal, path: str) -> int:
         """The id of the node ``path`` names in ``p``'s view (``NotFound``)."""
         t = self.target(p, path)
@@ -529,7 +567,7 @@ class DriveCore:
         trees: Iterable[str] = (),
     ) -> None:
         """The lock rule (``service.locks.check_write``) for a write to ``user``'s tree."""
-        check_write(s, user.login, p.lock_tokens, nodes=nodes, trees=trees)
+        check_write(s, user.login, p.lock_tokens, nodes=nodes, trees=trees, who=p.login)
 
     def subtree_ids(self, s: Session, node_id: int):  # noqa: ANN202 - a SQL subquery
         tree = select(Node.id).where(Node.id == node_id).cte("subtree", recursive=True)

@@ -67,6 +67,7 @@ class Drive:
         self.usage = self.accounts.usage
         self.account_overview = self.accounts.account_overview
         self.account_keys = core.account_keys
+        self.lock_views = core.lock_views
         # the namespace
         self.stat = self.tree.stat
         self.rights = self.tree.rights

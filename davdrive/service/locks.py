@@ -6,6 +6,11 @@
 lock dicts carry ``root``, ``type``, ``scope``, ``depth``, ``owner`` (XML bytes), ``principal``,
 ``timeout``, ``expire`` and ``token``. Expired locks are never returned and are purged lazily and
 by ``cleanup`` (a periodic job).
+
+A node reached through a share or a link has other URLs than its owner's; a lock is always kept
+under the owner's URL of the node (its canonical URL), so it binds every door and every
+recipient alike. A request through a share runs inside ``LockRepo.views``, which maps the URLs
+WsgiDAV asks about to the canonical ones and the roots it answers back to the caller's view.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import threading
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -95,6 +101,7 @@ def check_write(
     *,
     nodes: Iterable[str] = (),
     trees: Iterable[str] = (),
+    who: str | None = None,
 ) -> None:
     """The lock rule every door obeys (RFC 4918 §7): raise ``Locked`` unless the request holds
     a token for every live lock that protects the paths written.
@@ -102,8 +109,10 @@ def check_write(
     ``nodes``: account-relative paths whose node (content, properties, or membership for a
     folder) changes — a lock rooted there (any depth) or on an ancestor with depth infinity
     protects it. ``trees``: paths whose whole subtree changes (delete, move) — locks below count
-    too. A token counts only for the lock's own principal (the canonical login).
+    too. A token counts only for the lock's own principal: ``who``, the writer's login (the
+    tree's owner ``login`` when not given).
     """
+    who = login if who is None else who
     exact: set[str] = set()
     inherited: set[str] = set()
     prefixes: set[str] = set()
@@ -130,7 +139,7 @@ def check_write(
             or (root in inherited and depth == "infinity")
             or any(root.startswith(p) for p in prefixes)
         )
-        if applies and not (token in tokens and principal == login):
+        if applies and not (token in tokens and principal == who):
             raise Locked(f"{root} is locked; send its lock token", root=root)
 
 
@@ -143,6 +152,38 @@ def drop_locks(s: Session, login: str, path: str) -> None:
             | DavLock.root.like(like_prefix(url.rstrip("/") + "/"), escape="\\")
         )
     )
+
+
+def drop_locks_of(s: Session, login: str, path: str, principal: str) -> None:
+    """Delete the locks ``principal`` holds on ``path`` of ``login``'s tree and below it (a
+    share that ended takes its recipient's locks with it)."""
+    url = lock_url(login, path)
+    s.execute(
+        delete(DavLock).where(
+            (DavLock.principal == principal)
+            & (
+                (DavLock.root == url)
+                | DavLock.root.like(like_prefix(url.rstrip("/") + "/"), escape="\\")
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class LockView:
+    """One node with two URLs: ``view``, as a request through a share or link names it, and
+    ``canonical``, its owner's URL, under which its locks are kept."""
+
+    view: str
+    canonical: str
+
+
+def _moved(url: str, old: str, new: str) -> str | None:
+    if url == old:
+        return new
+    if url.startswith(old + "/"):
+        return new + url[len(old) :]
+    return None
 
 
 def _serialize_namespace(s: Session, root: str) -> None:
@@ -204,7 +245,7 @@ class LockRepo:
     def __init__(self, db: Database, *, max_timeout: float = MAX_TIMEOUT) -> None:
         self.db = db
         self.max_timeout = max_timeout
-        self._local = threading.local()  # the current request's snapshot, per thread
+        self._local = threading.local()  # the current request's snapshot and views
 
     # -- request snapshot -----------------------------------------------------------------------
     @contextmanager
@@ -222,6 +263,31 @@ class LockRepo:
             yield
         finally:
             self._local.scope = None
+
+    @contextmanager
+    def views(self, views: Sequence[LockView]) -> Iterator[None]:
+        """Within the block, this thread's URLs inside one of ``views`` mean their canonical
+        URL, and lock roots come back as the view names them."""
+        self._local.views = sorted(views, key=lambda v: len(v.view), reverse=True)
+        try:
+            yield
+        finally:
+            self._local.views = ()
+
+    def _canonical(self, url: str) -> str:
+        for v in getattr(self._local, "views", ()):
+            moved = _moved(url, v.view, v.canonical)
+            if moved is not None:
+                return moved
+        return url
+
+    def _shown(self, lock: LockDict) -> LockDict:
+        views = getattr(self._local, "views", ())
+        for v in sorted(views, key=lambda v: len(v.canonical), reverse=True):
+            moved = _moved(lock["root"], v.canonical, v.view)
+            if moved is not None:
+                return {**lock, "root": moved}
+        return lock
 
     def _scoped_locks(self, root: str, include_children: bool) -> list[LockDict] | None:
         """The snapshot's live locks if it can answer for ``root`` (inside its namespace, or an
@@ -278,14 +344,14 @@ class LockRepo:
         if lock["expire"] < time.time():
             self.delete(token)
             return None
-        return lock
+        return self._shown(lock)
 
     def create(self, path: str, lock: LockDict) -> LockDict:
         """Store a new lock on ``path``; sets ``root``, clamped ``timeout``, ``expire`` and
         ``token`` in ``lock`` and returns it."""
         if lock.get("token") is not None or lock.get("expire") is not None:
             raise ValueError("a new lock has neither token nor expire")
-        root = normalize_root(path)
+        root = self._canonical(normalize_root(path))
         timeout = clamp_timeout(lock.get("timeout"), self.max_timeout)
         owner = lock.get("owner") or b""
         if isinstance(owner, str):
@@ -320,6 +386,7 @@ class LockRepo:
                     expire=lock["expire"],
                 )
             )
+        lock["root"] = self._shown(lock)["root"]
         return lock
 
     def refresh(self, token: str, *, timeout: float | None) -> LockDict:
@@ -332,7 +399,7 @@ class LockRepo:
                 raise ValueError(f"no such lock: {token}")
             row.timeout = timeout
             row.expire = time.time() + timeout
-            return _as_dict(row)
+            return self._shown(_as_dict(row))
 
     def delete(self, token: str) -> bool:
         """Remove a lock; False if it did not exist."""
@@ -352,7 +419,7 @@ class LockRepo:
     ) -> list[Any]:
         """Live locks rooted at ``path`` (``include_root``) and/or below it
         (``include_children``, a prefix scan on the indexed ``root`` column)."""
-        root = normalize_root(path)
+        root = self._canonical(normalize_root(path))
         scoped = self._scoped_locks(root, include_children)
         if scoped is None:
             locks = self._query(root, include_root=include_root, include_children=include_children)
@@ -369,7 +436,7 @@ class LockRepo:
             ]
         if token_only:
             return [lock["token"] for lock in locks]
-        return locks
+        return [self._shown(lock) for lock in locks]
 
     def _query(
         self, root: str, *, include_root: bool, include_children: bool, also: Sequence[str] = ()
@@ -398,7 +465,7 @@ class LockRepo:
 
     def delete_under(self, root: str) -> int:
         """Remove every lock on ``root`` and below it (used after MOVE/DELETE)."""
-        root = normalize_root(root)
+        root = self._canonical(normalize_root(root))
         self._invalidate()
         with self.db.write() as s:
             result = s.execute(
@@ -412,6 +479,8 @@ class LockRepo:
 
 __all__ = [
     "LockRepo",
+    "LockView",
+    "drop_locks_of",
     "check_write",
     "drop_locks",
     "clamp_timeout",

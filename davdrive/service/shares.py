@@ -24,7 +24,7 @@ from davdrive.metadata.shares import ShareRow, mounts_of, node_place, share_by_i
 from davdrive.service.access import FILE_SHAREABLE, SHAREABLE, Perm
 from davdrive.service.core import DriveCore
 from davdrive.service.fanout import Echo, journal_to
-from davdrive.service.locks import drop_locks
+from davdrive.service.locks import drop_locks_of
 from davdrive.service.paths import join, split_path
 from davdrive.service.types import Principal
 
@@ -185,7 +185,10 @@ class Shares:
             )
         )
         _tell(s, row.recipient_id, p, "unshared", row.mount_path, row.node_id)
-        drop_locks(s, self.core.login_of(conn, row.recipient_id), row.mount_path)
+        place = node_place(conn, row.node_id)
+        if place is not None:  # the recipient's locks go with the share
+            owner = self.core.login_of(conn, row.owner_id)
+            drop_locks_of(s, owner, place.path, self.core.login_of(conn, row.recipient_id))
 
     # -- reading -------------------------------------------------------------------------------
     def get(self, p: Principal, share_id: int) -> ShareInfo:
@@ -285,7 +288,6 @@ class Shares:
             raise AlreadyExists(f"{dst} exists")
         conn.execute(update(Share).where(Share.id == share.id).values(mount_path=join(parts)))
         _tell(s, p.user_id, p, "moved", join(parts), share.node_id, share.mount_path)
-        drop_locks(s, p.login, share.mount_path)
 
     def follow_move(self, s: Session, user_id: int, old: str, new: str) -> None:
         """Inside a mutation: an own folder of ``user_id`` moved from ``old`` to ``new``; the

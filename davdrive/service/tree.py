@@ -245,6 +245,8 @@ class Tree:
         if t.at_mount:
             raise AlreadyExists(f"{t.shown(t.path)} exists")
         t.require(Perm.CREATE)
+        if not t.perms & (Perm.READ | Perm.WRITE):  # a drop: a taken name is renamed
+            t = self.core.free_target(p, t, folder=True)
         owner = t.owner_id
         parent_parts, name = parent_and_name(t.path)
         now = time.time()

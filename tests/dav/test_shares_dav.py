@@ -160,3 +160,58 @@ def test_sync_collection_reports_the_owners_changes_to_the_recipient(shared) -> 
     shared.drive.write_file(alice, "/Team/private2.txt", b"not shared")
     members, _ = parse(report(shared, "bob", "Docs/", token))
     assert members == {"/dav/bob/Docs/fresh.txt": "present"}
+
+
+def _lock(srv, login: str, url_path: str) -> requests.Response:
+    return requests.request(
+        "LOCK",
+        f"{srv.url}{url_path}",
+        data=LOCK,
+        headers={"Timeout": "Second-300"},
+        auth=(login, f"{login}-pw"),
+        timeout=30,
+    )
+
+
+def test_a_recipients_lock_binds_the_owner_and_the_owners_binds_the_recipient(shared) -> None:
+    carol_url, alice_url = "/dav/carol/Docs/a.txt", "/dav/alice/Team/Docs/a.txt"
+    got = _lock(shared, "carol", carol_url)
+    assert got.status_code == 200, got.text
+    token = got.headers["Lock-Token"].strip("<>")
+    assert "/dav/carol/Docs/a.txt" in got.text  # the lock root as carol names it
+    put = requests.put(f"{shared.url}{alice_url}", data=b"alice", auth=("alice", "alice-pw"))
+    assert put.status_code == 423  # carol's lock binds the owner
+    seen = requests.request(
+        "PROPFIND", f"{shared.url}{alice_url}", headers={"Depth": "0"}, auth=("alice", "alice-pw")
+    )
+    assert token in seen.text and "/dav/alice/Team/Docs/a.txt" in seen.text
+    assert _lock(shared, "alice", alice_url).status_code == 423  # no second exclusive lock
+    mine = requests.put(
+        f"{shared.url}{carol_url}",
+        data=b"carol",
+        headers={"If": f"(<{token}>)"},
+        auth=("carol", "carol-pw"),
+    )
+    assert mine.status_code == 204
+    # the share ends: carol's lock goes with it
+    d = shared.drive
+    alice = d.principal("alice")
+    share = next(s for s in d.shares.list_given(alice) if s.recipient == "carol")
+    d.shares.delete(alice, share.id)
+    put = requests.put(f"{shared.url}{alice_url}", data=b"alice", auth=("alice", "alice-pw"))
+    assert put.status_code == 204
+
+
+def test_the_owners_lock_binds_recipients(shared) -> None:
+    got = _lock(shared, "alice", "/dav/alice/Team/Docs/a.txt")
+    assert got.status_code == 200
+    assert _lock(shared, "carol", "/dav/carol/Docs/a.txt").status_code == 423
+    put = requests.put(f"{shared.url}/dav/carol/Docs/a.txt", data=b"c", auth=("carol", "carol-pw"))
+    assert put.status_code == 423
+    seen = requests.request(
+        "PROPFIND",
+        f"{shared.url}/dav/carol/Docs/a.txt",
+        headers={"Depth": "0"},
+        auth=("carol", "carol-pw"),
+    )
+    assert "/dav/carol/Docs/a.txt" in seen.text and "Team" not in seen.text
