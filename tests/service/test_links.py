@@ -3,6 +3,7 @@ node, passwords with their rate limit, expiry, maximum uses and revocation."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -28,11 +29,21 @@ def _holder(drive: Drive, alice: Principal, kind: str, path: str = "/Work/Pub", 
 
 
 def test_tokens_are_long_random_and_url_safe(drive: Drive, alice: Principal, folder: str) -> None:
-    tokens = {drive.links.create(alice, folder, "view").token for _ in range(20)}
-    assert len(tokens) == 20
+    tokens = [drive.links.create(alice, folder, "view").token for _ in range(64)]
+    assert len(set(tokens)) == len(tokens)
     for token in tokens:
-        assert len(token) >= 22 and TOKEN_BYTES * 8 >= 128
         assert all(c.isalnum() or c in "-_" for c in token)
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        assert len(raw) * 8 >= 128 and len(raw) == TOKEN_BYTES
+    # the bits look random: every bit position is set in some tokens and clear in others, and
+    # about half of all bits are set (a counter or a timestamp would fail both)
+    ints = [int.from_bytes(base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))) for t in tokens]
+    bits = TOKEN_BYTES * 8
+    for i in range(bits):
+        ones = sum((n >> i) & 1 for n in ints)
+        assert 0 < ones < len(ints), f"bit {i} never changes"
+    share = sum(bin(n).count("1") for n in ints) / (bits * len(ints))
+    assert 0.45 < share < 0.55
 
 
 def test_view_reads_below_the_node_only(drive: Drive, alice: Principal, folder: str) -> None:
