@@ -23,10 +23,9 @@ from wsgidav.wsgidav_app import WsgiDAVApp
 from davdrive import errors
 from davdrive.service.access import Perm
 from davdrive.service.links import OpenLink
-from davdrive.service.locks import LockRepo
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
-from providers.dav_app import BLOCK_SIZE, wrap_dav
+from providers.dav_app import dav_config, wrap_dav
 from providers.errors import HTTP_TOO_MANY_REQUESTS
 from providers.provider import DriveProvider
 from providers.resources import FolderResource, dav_errors
@@ -207,36 +206,20 @@ def _declared(environ: dict[str, Any]) -> int | None:
 
 
 def link_dav_config(app: App, *, verbose: int = 1) -> dict[str, Any]:
-    """The WsgiDAV config of the links' WebDAV (no bearer tokens, no RFC 6578)."""
-    return {
-        "provider_mapping": {SHARE: LinkProvider(app.drive)},
-        "mount_path": "",
-        "lock_storage": LockRepo(app.db),
-        "property_manager": None,
-        "middleware_stack": [
-            "wsgidav.error_printer.ErrorPrinter",
-            "wsgidav.http_authenticator.HTTPAuthenticator",
-            "wsgidav.request_resolver.RequestResolver",
-        ],
-        "http_authenticator": {
-            "domain_controller": "providers.link_provider.LinkDomainController",
-            "accept_basic": True,
-            "accept_digest": False,
-            "default_to_digest": False,
-            "trusted_auth_header": None,
-        },
-        "davdrive": {"app": app},
-        "hotfixes": {"emulate_win32_lastmod": True, "re_encode_path_info": True},
-        "mutable_live_props": ["{DAV:}getlastmodified"],
-        "honor_mtime_header": False,
-        "add_header_MS_Author_Via": True,
-        "block_size": BLOCK_SIZE,
-        "suppress_version_info": True,
-        "dir_browser": {"enable": False},
-        "cors": {"allow_origin": None},
-        "verbose": verbose,
-        "logging": {"enable": False},
+    """The WsgiDAV config of the links' WebDAV: ``/dav``'s, with the link provider and
+    domain controller, and neither bearer tokens nor RFC 6578."""
+    config = dav_config(app, verbose=verbose)
+    config["provider_mapping"] = {SHARE: LinkProvider(app.drive)}
+    config["middleware_stack"] = [
+        "wsgidav.error_printer.ErrorPrinter",
+        "wsgidav.http_authenticator.HTTPAuthenticator",
+        "wsgidav.request_resolver.RequestResolver",
+    ]
+    config["http_authenticator"] = {
+        **config["http_authenticator"],
+        "domain_controller": "providers.link_provider.LinkDomainController",
     }
+    return config
 
 
 def make_link_dav_app(app: App, **kwargs: Any) -> Callable[..., Iterable[bytes]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
@@ -75,6 +76,12 @@ def _tell(
     is_dir = bool(s.scalar(select(Node.is_dir).where(Node.id == node_id)))
     change = Echo(kind, path, from_path, node_id, None, p.device_id, is_dir)
     journal_to(s.connection(), s.info, user_id, change, s)
+
+
+def _recount(conn: Connection, user_id: int, hint: str, side: Any) -> None:
+    """Set an account's ``shares_out``/``shares_in`` hint to the true count (a share ended)."""
+    count = select(func.count()).select_from(Share).where(side == user_id).scalar_subquery()
+    conn.execute(update(User).where(User.id == user_id).values({hint: count}))
 
 
 class Shares:
@@ -164,26 +171,8 @@ class Shares:
         gone = conn.execute(delete(Share).where(Share.id == row.id)).rowcount
         if not gone:
             raise NotFound("no such share")
-        conn.execute(
-            update(User)
-            .where(User.id == row.owner_id)
-            .values(
-                shares_out=select(func.count())
-                .select_from(Share)
-                .where(Share.owner_id == row.owner_id)
-                .scalar_subquery()
-            )
-        )
-        conn.execute(
-            update(User)
-            .where(User.id == row.recipient_id)
-            .values(
-                shares_in=select(func.count())
-                .select_from(Share)
-                .where(Share.recipient_id == row.recipient_id)
-                .scalar_subquery()
-            )
-        )
+        _recount(conn, row.owner_id, "shares_out", Share.owner_id)
+        _recount(conn, row.recipient_id, "shares_in", Share.recipient_id)
         _tell(s, row.recipient_id, p, "unshared", row.mount_path, row.node_id)
         place = node_place(conn, row.node_id)
         if place is not None:  # the recipient's locks go with the share
