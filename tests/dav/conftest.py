@@ -68,7 +68,7 @@ def dav_server(tmp_path: Path):
     drive = Drive(db, store, KeyRing.load_or_create(str(tmp_path / "master.key")))
     for login in USERS:
         drive.create_account(login, "x")
-    app = SimpleNamespace(drive=drive, db=db, accounts=PlainAccounts(drive, USERS))
+    app = SimpleNamespace(drive=drive, db=db, accounts=PlainAccounts(drive, dict(USERS)))
     server = wsgi.Server(("127.0.0.1", 0), make_dav_app(app), numthreads=16, timeout=10)
     server.prepare()
     thread = threading.Thread(target=server.serve, daemon=True)
