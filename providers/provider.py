@@ -106,8 +106,12 @@ class DriveProvider(DAVProvider):
         return 1 if parts and _is_home(parts[0], p) else 0
 
     def home_url(self, p: Principal, environ: dict[str, Any]) -> str:
-        """The URL path of the caller's home (the lock snapshot's namespace)."""
+        """The URL path of the caller's home as this request names it."""
         return quote(f"{self.mount_path}{self.share_path}/{p.login}")
+
+    def lock_home(self, p: Principal, environ: dict[str, Any]) -> str:
+        """Where the caller's own locks are kept (the lock snapshot's namespace)."""
+        return self.home_url(p, environ)
 
     def drive_path(self, share_path: str, environ: dict[str, Any]) -> str:
         """ "/<login>/a/b" → "/a/b" for the caller; another home → 403 (used for Destination)."""
@@ -237,7 +241,8 @@ class DriveProvider(DAVProvider):
 
         storage = getattr(self.lock_manager, "storage", None)
         home = self.home_url(p, environ)
-        snapshot = storage.snapshot(home) if hasattr(storage, "snapshot") else nullcontext()
+        kept = self.lock_home(p, environ)
+        snapshot = storage.snapshot(kept) if hasattr(storage, "snapshot") else nullcontext()
         views = self._lock_views(p, environ, home) if hasattr(storage, "views") else []
         aliases = storage.views(views) if views else nullcontext()
         with dav_errors(), snapshot, aliases:  # one lock query per request, not one per URL
