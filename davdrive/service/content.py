@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, BinaryIO
 
-from sqlalchemy import Select, bindparam, case, delete, func, insert, select, true, update
+from sqlalchemy import Select, bindparam, delete, func, insert, select, true, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,14 @@ from davdrive.service import versions as history
 from davdrive.service.access import Perm, Target
 from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore
 from davdrive.service.locks import check_write, lock_roots
-from davdrive.service.lookup import MAX_CHAIN, chain_params, chain_query, find, node_etag
+from davdrive.service.lookup import (
+    MAX_CHAIN,
+    TOUCH_UP,
+    chain_params,
+    chain_query,
+    find,
+    node_etag,
+)
 from davdrive.service.paths import join, parent_and_name
 from davdrive.service.timestamps import parse_mtime, shown_mtime
 from davdrive.service.types import (
@@ -66,16 +73,6 @@ _INSERT_NODE = insert(Node).returning(Node.id)
 _INSERT_VERSION = insert(FileVersion).returning(FileVersion.id)
 
 _INSERT_VERSION_BLOCK = insert(VersionBlock)
-
-_TOUCH = (
-    update(Node)
-    .where(Node.id == bindparam("nid"))
-    .values(
-        mtime=case(
-            (Node.mtime + 0.001 > bindparam("now"), Node.mtime + 0.001), else_=bindparam("now")
-        )
-    )
-)
 
 _SET_CURRENT = (
     update(Node)
@@ -382,7 +379,6 @@ class Content:
                         "created_at": now,
                     },
                 ).scalar_one()
-                conn.execute(_TOUCH, {"nid": parent_id, "now": now})
                 if vacated is UNKNOWN:
                     vacated = self.versions.vacated(conn, owner, acct.seq, path)
                 if vacated is not None:
@@ -416,6 +412,7 @@ class Content:
                     ],
                 )
             conn.execute(_SET_CURRENT, {"nid": node_id, "vid": version_id, "mtime": vtime})
+            conn.execute(TOUCH_UP, {"nid": parent_id, "now": now})  # the folders' ETags
             if placeholder is not None:
                 conn.execute(_DROP_VERSION, {"vid": placeholder})
             info = NodeInfo(

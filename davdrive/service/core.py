@@ -46,7 +46,7 @@ from davdrive.service import access, fanout
 from davdrive.service.access import Perm
 from davdrive.service.fanout import Echo, change_row
 from davdrive.service.locks import check_write
-from davdrive.service.lookup import find
+from davdrive.service.lookup import TOUCH_UP, find
 from davdrive.service.paths import join, parent_and_name, split_path
 from davdrive.service.references import referenced_keys
 from davdrive.service.timestamps import shown_mtime
@@ -586,9 +586,15 @@ class DriveCore:
             )
         )
 
-    def touch(self, node: Node | None) -> None:
-        if node is not None:
-            node.mtime = max(time.time(), node.mtime + 0.001)
+    def touch(self, s: Session, node: Node | None) -> None:
+        """A folder's content changed: it and every folder above it get a new mtime, hence a
+        new ETag (``lookup.TOUCH_UP``)."""
+        if node is None:
+            return
+        now = time.time()
+        node.mtime = max(now, node.mtime + 0.001)
+        if node.parent_id is not None:
+            s.connection().execute(TOUCH_UP, {"nid": node.parent_id, "now": now})
 
     def live_path(self, s: Session, node: Node) -> list[str] | None:
         """Components of a node's path if it and all its ancestors are live, else None."""

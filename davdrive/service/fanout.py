@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from davdrive.metadata.schema import Change, User
 from davdrive.metadata.shares import bump_seq, node_place, shares_by
+from davdrive.service.lookup import MAX_CHAIN, TOUCH_UP, find
 
 _INSERT_CHANGE = insert(Change)
 _CACHE = "fanout"  # Session.info / dict key: owner id -> [(share, base path)]
@@ -145,6 +146,23 @@ def echo(
             change.is_dir,
         )
         journal_to(conn, info, share.recipient_id, seen)
+        _touch_mount_folder(conn, info, share)
+
+
+def _touch_mount_folder(conn: Connection, info: dict[str, Any], share: Any) -> None:
+    """The recipient's folders above a mount point get new ETags too (its sync client lists
+    its own tree from the root down), once per transaction and share."""
+    done = info.setdefault("fanout_touched", set())
+    if share.id in done:
+        return
+    done.add(share.id)
+    root = conn.scalar(select(User.root_id).where(User.id == share.recipient_id))
+    if root is None:
+        return
+    parts = [x for x in share.mount_path.split("/") if x][:-1]
+    row = find(conn, root, parts) if len(parts) <= MAX_CHAIN else None
+    if row is not None:
+        conn.execute(TOUCH_UP, {"nid": row.n_id, "now": time.time()})
 
 
 __all__ = ["Echo", "change_row", "echo", "forget", "journal_to"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import Select, and_, bindparam, case, select, update
 from sqlalchemy.engine import Connection, Row
 
 from davdrive.metadata.schema import FileVersion, Node
@@ -76,6 +76,28 @@ def chain_query(depth: int, with_child: bool) -> Select[Any]:
             child_v.c.pinned.label("c_pinned"),
         ]
     return select(*cols).select_from(joined).where(links[0].c.id == bindparam("root"))
+
+
+def _ancestry() -> Any:
+    up = select(_NODE.c.id, _NODE.c.parent_id).where(_NODE.c.id == bindparam("nid"))
+    up = up.cte("up", recursive=True)
+    up = up.union_all(select(_NODE.c.id, _NODE.c.parent_id).where(_NODE.c.id == up.c.parent_id))
+    return select(up.c.id)
+
+
+# A folder's ETag follows its mtime (``node_etag``); a change below a folder touches it and every
+# folder above it (Nextcloud's ETag and mtime propagation: a sync client re-lists only the
+# folders whose ETag changed, from the root down). One statement for the whole chain.
+TOUCH_UP = (
+    update(_NODE)
+    .where(_NODE.c.id.in_(_ancestry()))
+    .values(
+        mtime=case(
+            (_NODE.c.mtime + 0.001 > bindparam("now"), _NODE.c.mtime + 0.001),
+            else_=bindparam("now"),
+        )
+    )
+)
 
 
 def chain_params(root: int, parts: list[str], child: str | None = None) -> dict[str, Any]:

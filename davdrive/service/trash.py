@@ -37,7 +37,7 @@ class Trash:
         node.trashed_at = time.time()
         node.trashed_path = path
         node.trashed_by = p.user_id if p.link is None else None  # a link's holder: nobody
-        self.core.touch(s.get(Node, node.parent_id))
+        self.core.touch(s, s.get(Node, node.parent_id))
         self.core.journal(s, user, p, "deleted", node, path)
 
     def list_trash(self, p: Principal) -> list[TrashItem]:
@@ -101,7 +101,7 @@ class Trash:
             node.trashed_at, node.trashed_path = None, None
             s.flush()
             self.core.charge(user, self.core.subtree_size(s, node.id))
-            self.core.touch(parent)
+            self.core.touch(s, parent)
             path = join([*parent_parts, name])
             self.core.journal(s, user, p, "restored", node, path)
             return self.core.info(s, node, path)

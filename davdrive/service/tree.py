@@ -266,7 +266,7 @@ class Tree:
                 created_at=now,
             )
             s.add(node)
-            self.core.touch(parent)
+            self.core.touch(s, parent)
             s.flush()
             full = join([*parent_parts, name])
             self.core.journal(s, user, p, "created", node, full)
@@ -402,7 +402,7 @@ class Tree:
                 )
                 s.execute(delete(DeadProperty).where(DeadProperty.node_id == node.id))
                 s.delete(node)
-                self.core.touch(old_parent)
+                self.core.touch(s, old_parent)
                 drop_locks(s, user.login, src_path)
                 return True
             if existing is not None:
@@ -414,8 +414,8 @@ class Tree:
             )
             node.parent_id = parent.id
             node.name = dst_parts[-1]
-            self.core.touch(old_parent)
-            self.core.touch(parent)
+            self.core.touch(s, old_parent)
+            self.core.touch(s, parent)
             s.flush()
             if vacated is not None and not node.is_dir and vacated != node.id:
                 node.current_version_id = self.versions.inherit_history(
@@ -467,7 +467,7 @@ class Tree:
             self.core.charge(user, self.core.subtree_size(s, node.id))
             if existing is not None:
                 self._trash(s, user, p, td, existing, dst_path)
-            self.core.touch(parent)
+            self.core.touch(s, parent)
             self._copy_tree(s, user, p, node, parent.id, dst_parts[-1], dst_path, now)
             return existing is not None
 

@@ -126,6 +126,7 @@ class Versions:
             mtime = s.scalar(select(FileVersion.mtime).where(FileVersion.id == vid))
             target.current_version_id, target.mtime, target.status = vid, mtime, "ok"
         s.flush()
+        self.core.touch(s, s.get(Node, target.parent_id))
         self.core.journal(s, user, p, "updated", target, path)
 
     def clone_version(
@@ -225,6 +226,7 @@ class Versions:
             self.core.charge(user, old.size - (current.size if current else 0))
             node.current_version_id = self.clone_version(s, p, old.id, node.id, now)
             node.mtime = old.mtime
+            self.core.touch(s, s.get(Node, node.parent_id))
             self.core.journal(s, user, p, "restored", node, join(parts))
             return t.show(self.core.info(s, node, join(parts)))
 
