@@ -9,6 +9,11 @@ Routes on the UTF-8 path (cheroot hands ``PATH_INFO`` over as latin-1, PEP 3333)
 - ``/dav`` and ``/dav/...`` → ``providers.dav_app.make_dav_app(app)``, full path included;
 - ``/api/v1/...`` → the app built by ``api_factory`` (a seam; the default mounts
   ``davdrive.api.app.make_api_app`` when it exists, else a JSON 404);
+- ``/status.php``, ``/ocs/...``, ``/index.php`` and ``/index.php/...`` → the Nextcloud/ownCloud
+  facade, ``davdrive.nextcloud.app.make_nextcloud_app(app)``;
+- ``/remote.php`` and ``/remote.php/...`` → ``providers.nextcloud_dav.make_nextcloud_dav_app(app)``
+  (the clients' WebDAV). Both are built once, guarded: missing or failing, they answer 503 and
+  the server runs on. Doubled slashes (``/remote.php//webdav``) route as single ones;
 - ``OPTIONS`` on any other path (Windows probes ``/``) → 200 with the DAV headers;
 - anything else → 404.
 
@@ -23,8 +28,10 @@ the long-polls held open.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_SLASHES = re.compile(r"/{2,}")
 DAV_ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
 
 
@@ -85,6 +93,51 @@ def _link_dav_factory(app: App) -> WSGIApp | None:
         return None
 
 
+def _verified_checksum_types() -> tuple[str, ...]:
+    """The ``OC-Checksum`` types the clients' WebDAV verifies (advertised in the capabilities):
+    ``providers.nextcloud_dav.VERIFIED_CHECKSUM_TYPES`` when it says so, else none."""
+    try:
+        module = importlib.import_module("providers.nextcloud_dav")
+    except Exception:  # noqa: BLE001 - reported by _nextcloud_dav_factory
+        return ()
+    return tuple(str(t) for t in getattr(module, "VERIFIED_CHECKSUM_TYPES", ()))
+
+
+def _nextcloud_factory(app: App) -> WSGIApp | None:
+    try:
+        from davdrive.nextcloud.app import make_nextcloud_app
+
+        return make_nextcloud_app(app, checksum_types=_verified_checksum_types())
+    except Exception as exc:  # noqa: BLE001 - a broken facade must not stop the server
+        log.warning("Nextcloud facade unavailable (%s): /status.php, /ocs answer 503", exc)
+        return None
+
+
+def _nextcloud_dav_factory(app: App) -> WSGIApp | None:
+    try:
+        from providers.nextcloud_dav import make_nextcloud_dav_app
+
+        return make_nextcloud_dav_app(app)
+    except Exception as exc:  # noqa: BLE001 - a broken client WebDAV must not stop the server
+        log.warning("Nextcloud WebDAV unavailable (%s): /remote.php answers 503", exc)
+        return None
+
+
+def is_nextcloud(path: str) -> bool:
+    """Whether ``path`` (doubled slashes squeezed) belongs to the Nextcloud facade."""
+    return (
+        path == "/status.php"
+        or path.startswith("/ocs/")
+        or path == "/index.php"
+        or path.startswith("/index.php/")
+    )
+
+
+def is_remote_php(path: str) -> bool:
+    """Whether ``path`` (doubled slashes squeezed) is the clients' WebDAV."""
+    return path == "/remote.php" or path.startswith("/remote.php/")
+
+
 def is_link_dav(path: str) -> bool:
     """Whether ``path`` is the WebDAV of a share link: ``/s/<token>/dav`` or below it."""
     parts = path.split("/", 4)  # "", "s", token, "dav", rest
@@ -121,11 +174,17 @@ class Dispatcher:
         api: WSGIApp | None = None,
         link_pages: WSGIApp | None = None,
         link_dav: WSGIApp | None = None,
+        nextcloud: WSGIApp | None = None,
+        nextcloud_dav: WSGIApp | None = None,
     ) -> None:
         self.app = app
         self.dav = dav if dav is not None else _dav_factory(app)
         self.link_pages = link_pages if link_pages is not None else _link_pages_factory(app)
         self.link_dav = link_dav if link_dav is not None else _link_dav_factory(app)
+        self.nextcloud = nextcloud if nextcloud is not None else _nextcloud_factory(app)
+        self.nextcloud_dav = (
+            nextcloud_dav if nextcloud_dav is not None else _nextcloud_dav_factory(app)
+        )
         if api is None and api_factory is not None:
             api = api_factory(app)
         self.api = api
@@ -182,6 +241,19 @@ class Dispatcher:
                     start_response,
                     "503 Service Unavailable",
                     what + b" are not available in this build\n",
+                    extra=[("Retry-After", "60")],
+                )
+            return sub(environ, start_response)
+        squeezed = _SLASHES.sub("/", path) if "//" in path else path
+        if is_nextcloud(squeezed) or is_remote_php(squeezed):
+            dav = is_remote_php(squeezed)
+            sub = self.nextcloud_dav if dav else self.nextcloud
+            if sub is None:
+                what = b"Nextcloud WebDAV is" if dav else b"the Nextcloud facade is"
+                return _respond(
+                    start_response,
+                    "503 Service Unavailable",
+                    what + b" not available in this build\n",
                     extra=[("Retry-After", "60")],
                 )
             return sub(environ, start_response)
@@ -343,5 +415,7 @@ __all__ = [
     "api_factory",
     "door_of",
     "is_link_dav",
+    "is_nextcloud",
+    "is_remote_php",
     "make_wsgi_app",
 ]
