@@ -11,7 +11,10 @@ folder's one listing query (RFC 4918 ``<propname/>``, which WsgiDAV 4.4 ignores,
   same elements, namespaces, propstat grouping and status lines WsgiDAV would write;
 * every member without dead properties and without a lock rooted at it is one ``str.format``;
 * a member with dead properties or a lock is rendered by WsgiDAV's own code
-  (``get_properties`` + ``util.add_property_response``), serialised alone and spliced in.
+  (``get_properties`` + ``util.add_property_response``), serialised alone and spliced in;
+* the ownCloud/Nextcloud properties (providers/oc_props.py) are per-node slots or constants of
+  the template; the home root when ``oc:data-fingerprint`` is asked, and a member whose owner
+  cannot be named, go to WsgiDAV's code too.
 
 Anything unusual (a body that is not a plain propfind, a conditional header, the DAV root, a
 missing resource, a property name that needs escaping) goes to WsgiDAV unchanged. The answer is
@@ -33,6 +36,7 @@ from urllib.parse import quote
 from lxml import etree
 from wsgidav import util, xml_tools
 
+from providers import oc_props
 from providers.resources import (
     LOCKS_KEY,
     PROPS_KEY,
@@ -75,6 +79,7 @@ SUPPORTED_LOCK = (
 
 # The slots of a compiled response template (positional ``str.format`` fields).
 HREF, CREATED, LENGTH, CTYPE, MODIFIED, NAME, ETAG, USED, AVAILABLE = range(9)
+OC_ID, FILEID, OC_PERMS, OWNER = range(9, 13)  # per node (oc_props.py)
 
 # allprop / propname of a plain resource: ``get_property_names`` (resources.py + WsgiDAV)
 # when no getter answers None, a lock manager is present and there are no dead properties.
@@ -109,7 +114,11 @@ _LIVE: dict[str, tuple[str | None, str | None]] = {
         "<D:resourcetype><D:collection/></D:resourcetype>",
     ),
     "{DAV:}creationdate": ("<D:creationdate>{1}</D:creationdate>",) * 2,
-    "{DAV:}getcontentlength": ("<D:getcontentlength>{2}</D:getcontentlength>", None),
+    # A folder's only when named (not in its allprop): "0" (resources.py, for Android).
+    "{DAV:}getcontentlength": (
+        "<D:getcontentlength>{2}</D:getcontentlength>",
+        "<D:getcontentlength>0</D:getcontentlength>",
+    ),
     "{DAV:}getcontenttype": ("<D:getcontenttype>{3}</D:getcontenttype>", None),
     # A file has no quota: WsgiDAV then returns None, written as an empty 200 element.
     "{DAV:}quota-used-bytes": (
@@ -212,6 +221,15 @@ class _Renderer:
         self.created_cache: dict[float, str] = {}  # by whole second
         self.modified_cache: dict[int, str] = {}
         self.type_cache: dict[str, str] = {}
+        self.oc_slots = False  # a template has a per-node ownCloud slot
+        self.owner_slot = False
+        self._oc: oc_props.OcView | None = None
+
+    @property
+    def oc(self) -> oc_props.OcView:
+        if self._oc is None:
+            self._oc = oc_props.OcView.of(self.environ, self.provider.drive, self.res.principal)
+        return self._oc
 
     # -- templates ---------------------------------------------------------------------------
     def template(self, is_dir: bool) -> str:
@@ -232,6 +250,8 @@ class _Renderer:
                 nsmap[ns] = f"NS{len(nsmap) + 1}"
             live = _LIVE.get(name)
             element = live[is_dir] if live is not None else None
+            if name in oc_props.LIVE and self.mode != "name":
+                element = self._oc_element(name, is_dir, ns, local, nsmap)
             if self.mode == "name":
                 groups.setdefault(OK, []).append(_empty(ns, local, nsmap))
             elif element is None:  # unknown live property; no dead ones on a plain resource
@@ -246,6 +266,27 @@ class _Renderer:
             out.append(f"</D:prop><D:status>HTTP/1.1 {status}</D:status></D:propstat>")
         out.append("</D:response>")
         return "".join(out)
+
+    def _oc_element(
+        self, name: str, is_dir: bool, ns: str, local: str, nsmap: dict[str, str]
+    ) -> str | None:
+        """The 200 element of an ownCloud/Nextcloud property (``oc_props``) for one kind of
+        member (never the home root: rendered by WsgiDAV's code), or None for 404."""
+        if name in oc_props.CONSTANT:
+            value = oc_props.CONSTANT[name]
+            return None if value is None else _text_element(ns, local, nsmap, value)
+        slot = {oc_props.OC_ID: OC_ID, oc_props.FILEID: FILEID, oc_props.PERMISSIONS: OC_PERMS}
+        if name in slot:
+            self.oc_slots = True
+            return _text_element(ns, local, nsmap, f"{{{slot[name]}}}")
+        if name == oc_props.SIZE:
+            return None if is_dir else _text_element(ns, local, nsmap, f"{{{LENGTH}}}")
+        if name in (oc_props.OWNER_ID, oc_props.OWNER_NAME):
+            if self.oc.is_link:
+                return None
+            self.oc_slots = self.owner_slot = True
+            return _text_element(ns, local, nsmap, f"{{{OWNER}}}")
+        return None  # data-fingerprint (the home root only)
 
     # -- rendering ---------------------------------------------------------------------------
     def render(self, depth_one: bool) -> str:
@@ -264,27 +305,48 @@ class _Renderer:
         node = res.node
         assert node is not None
         display = res.get_display_name()
-        if props.get(node.id) or prefix in lock_roots or _XML_TEXT_UNSAFE.search(display):
-            append(self._slow(res))
-        else:
-            append(self._plain(node, res.get_href(), display, usage))
+        fingerprint = (
+            self.mode == "named" and oc_props.DATA_FINGERPRINT in self.names and res.dpath == "/"
+        )
+        text = None
+        if not (
+            props.get(node.id)
+            or prefix in lock_roots
+            or _XML_TEXT_UNSAFE.search(display)
+            or fingerprint
+        ):
+            text = self._plain(node, res.get_href(), display, usage)
+        append(self._slow(res) if text is None else text)
         base = res.get_href()  # a folder's, ending in "/"
         for node in members:
             name = node.name
-            if (
+            text = None
+            if not (
                 props.get(node.id)
                 or _XML_TEXT_UNSAFE.search(name)
                 or (lock_roots and f"{prefix}/{quote(name)}" in lock_roots)
             ):
-                append(self._slow_member(node))
-                continue
-            seg = name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe=HREF_SAFE)
-            append(self._plain(node, base + seg + "/" if node.is_dir else base + seg, name, usage))
+                seg = name if _PLAIN_SEGMENT.fullmatch(name) else quote(name, safe=HREF_SAFE)
+                href = base + seg + "/" if node.is_dir else base + seg
+                text = self._plain(node, href, name, usage)
+            append(self._slow_member(node) if text is None else text)
         append(TAIL)
         return "".join(parts)
 
-    def _plain(self, node: NodeInfo, href: str, name: str, usage: Any) -> str:
-        """The response of a resource without dead properties or locks."""
+    def _plain(self, node: NodeInfo, href: str, name: str, usage: Any) -> str | None:
+        """The response of a resource without dead properties or locks (None: render it
+        with WsgiDAV's code)."""
+        template = self.template(node.is_dir)
+        oc_id = fileid = oc_perms = owner = None
+        if self.oc_slots:
+            oc_id, fileid = oc_props.oc_id(node.id), node.id
+            oc_perms = self.oc.permissions(node)
+            if self.owner_slot:
+                owner = self.oc.owner(node)
+                if owner is None:
+                    return None  # a 404 for this member only
+                if "&" in owner or "<" in owner or ">" in owner or "\r" in owner:
+                    owner = _escape(owner)
         created = node.created
         key = int(created) if created >= 0 else created  # gmtime() floors: same second
         cdate = self.created_cache.get(key)
@@ -301,8 +363,20 @@ class _Renderer:
         if "&" in name or "<" in name or ">" in name or "\r" in name:
             name = _escape(name)
         if node.is_dir:
-            return self.template(True).format(
-                href, cdate, None, None, modified, name, node.etag, usage.used, usage.available
+            return template.format(
+                href,
+                cdate,
+                None,
+                None,
+                modified,
+                name,
+                node.etag,
+                usage.used,
+                usage.available,
+                oc_id,
+                fileid,
+                oc_perms,
+                owner,
             )
         raw = node.name
         dot = raw.rfind(".")
@@ -314,7 +388,21 @@ class _Renderer:
             ctype = content_type("/" + raw)
             if _type_by_extension(raw, ext):
                 self.type_cache[ext] = ctype
-        return self.template(False).format(href, cdate, node.size, ctype, modified, name, node.etag)
+        return template.format(
+            href,
+            cdate,
+            node.size,
+            ctype,
+            modified,
+            name,
+            node.etag,
+            None,
+            None,
+            oc_id,
+            fileid,
+            oc_perms,
+            owner,
+        )
 
     def _lock_roots(self, res: Any, listed: bool) -> tuple[set[str], str]:
         """The resource's ref-URL (as lock roots are kept) and the lock roots that matter:
@@ -359,6 +447,13 @@ def _empty(ns: str, local: str, nsmap: dict[str, str]) -> str:
     if ns == "":
         return f"<{local}/>"
     return f"<{nsmap[ns]}:{local}/>"
+
+
+def _text_element(ns: str, local: str, nsmap: dict[str, str], text: str) -> str:
+    """An element with (already escaped) text as lxml writes it under ``<D:response>``; an
+    empty text is written as a start and an end tag (lxml's form for ``text = ""``)."""
+    tag = f"D:{local}" if ns == "DAV:" else local if ns == "" else f"{nsmap[ns]}:{local}"
+    return f"<{tag}>{text}</{tag}>"
 
 
 def _type_by_extension(name: str, ext: str) -> bool:

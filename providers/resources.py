@@ -24,6 +24,7 @@ from wsgidav.dav_error import (
     HTTP_NOT_FOUND,
     HTTP_PRECONDITION_FAILED,
     DAVError,
+    PRECONDITION_CODE_ProtectedProperty,
 )
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
@@ -32,6 +33,7 @@ from davdrive.service.drive import Upload
 from davdrive.service.paths import check_name
 from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal, Usage
+from providers import oc_props
 from providers.errors import to_dav_error
 
 if TYPE_CHECKING:
@@ -190,9 +192,22 @@ class _NodeMixin:
 
     def get_property_names(self, *, is_allprop: bool) -> list[str]:
         names = super().get_property_names(is_allprop=is_allprop)  # type: ignore[misc]
-        return [*names, *self._dead_props()]
+        return [*names, *(n for n in self._dead_props() if n not in oc_props.LIVE)]
+
+    def oc_view(self) -> oc_props.OcView:
+        return oc_props.OcView.of(self.environ, self.drive, self.principal)
 
     def get_property_value(self, name: str) -> Any:
+        if name in oc_props.LIVE:  # ownCloud/Nextcloud live properties (oc_props.py)
+            value = None
+            if self.node is not None:
+                value = self.oc_view().value(self.node, name, home_root=self.dpath == "/")
+            if value is None:
+                raise DAVError(HTTP_NOT_FOUND)
+            return value
+        if name == "{DAV:}getcontentlength" and self.is_collection:
+            # Only asked by name (a folder's allprop has no length): Android wants a number.
+            return "0"
         if name == "{DAV:}getetag":
             etag = self.get_etag()
             if etag is None:
@@ -221,6 +236,8 @@ class _NodeMixin:
     def set_property_value(self, name: str, value: Any, *, dry_run: bool = False) -> Any:
         if name.startswith("{DAV:}") or name in LOCK_PROPS:
             return super().set_property_value(name, value, dry_run=dry_run)  # type: ignore[misc]
+        if name in oc_props.LIVE:
+            raise DAVError(HTTP_FORBIDDEN, err_condition=PRECONDITION_CODE_ProtectedProperty)
         if name == WIN32_NS + "Win32LastModifiedTime" and value is not None:
             return self.set_last_modified(self.path, value.text, dry_run=dry_run)
         if self.node is None:

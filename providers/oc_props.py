@@ -1,0 +1,189 @@
+"""The ownCloud/Nextcloud live properties (``http://owncloud.org/ns``, ``http://nextcloud.org/ns``)
+the sync clients and mobile apps ask for in PROPFIND ``<prop>`` lists.
+
+They are live: computed from the ``NodeInfo`` snapshot and the caller, never stored as dead
+properties, refused by PROPPATCH (403). Both PROPFIND paths use this module: the resources'
+``get_property_value`` (WsgiDAV's path) and the text templates of providers/propfind.py, so
+they answer the same bytes. None of them is part of ``allprop`` or ``<name/>`` (those stay as
+WsgiDAV and litmus know them); ``oc:favorite`` and other names stay dead properties.
+
+* ``oc:id``: ``%08d`` of the node id + the instance id "davdrive" (Nextcloud's form: opaque,
+  stable across MOVE, which keeps the node); ``oc:fileid``: the node id.
+* ``oc:permissions``: from the caller's rights on the node (``NodeInfo.perms``) and its kind,
+  in Nextcloud's order: ``S`` (a share the caller received: its mount point), ``R`` (may
+  share), ``G`` (read), ``D N V`` (delete, rename, move: the delete right), then ``W`` (write)
+  for a file or ``C K`` (create files, folders) for a folder. A mount point always has
+  ``D N V``: the recipient may rename, move or decline (delete) it whatever the share's
+  rights. ``M`` (other mounted storage) never applies.
+* ``oc:size``: a file's size; a folder's is not known yet (404).
+* ``oc:share-types``: empty; ``oc:checksums``: not served (404: no checksum type is
+  verified yet); ``oc:data-fingerprint``: empty, on the home root only; ``nc:has-preview``:
+  "false"; ``oc:downloadURL``: empty.
+* ``oc:owner-id``, ``oc:owner-display-name``: the owner's login; never through a share link
+  (404): a link must not reveal its owner.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from davdrive.service.access import Perm
+
+if TYPE_CHECKING:
+    from davdrive.service.types import NodeInfo, Principal
+
+OC_NS = "http://owncloud.org/ns"
+NC_NS = "http://nextcloud.org/ns"
+INSTANCE_ID = "davdrive"
+OC_KEY = "davdrive.oc"  # environ: this request's ``OcView``
+
+OC_ID = f"{{{OC_NS}}}id"
+FILEID = f"{{{OC_NS}}}fileid"
+PERMISSIONS = f"{{{OC_NS}}}permissions"
+SIZE = f"{{{OC_NS}}}size"
+SHARE_TYPES = f"{{{OC_NS}}}share-types"
+CHECKSUMS = f"{{{OC_NS}}}checksums"
+DATA_FINGERPRINT = f"{{{OC_NS}}}data-fingerprint"
+DOWNLOAD_URL = f"{{{OC_NS}}}downloadURL"
+OWNER_ID = f"{{{OC_NS}}}owner-id"
+OWNER_NAME = f"{{{OC_NS}}}owner-display-name"
+HAS_PREVIEW = f"{{{NC_NS}}}has-preview"
+
+# Every name this module answers (also those it answers with 404): live, so PROPPATCH refuses
+# them and a dead property stored under one of them earlier is never shown.
+LIVE = frozenset(
+    {
+        OC_ID,
+        FILEID,
+        PERMISSIONS,
+        SIZE,
+        SHARE_TYPES,
+        CHECKSUMS,
+        DATA_FINGERPRINT,
+        DOWNLOAD_URL,
+        OWNER_ID,
+        OWNER_NAME,
+        HAS_PREVIEW,
+    }
+)
+# The same value for every resource of a request (None: 404).
+CONSTANT: dict[str, str | None] = {
+    SHARE_TYPES: "",
+    CHECKSUMS: None,
+    DOWNLOAD_URL: "",
+    HAS_PREVIEW: "false",
+}
+
+
+def oc_id(node_id: int) -> str:
+    """Nextcloud's ``oc:id``: the id zero-padded to 8 digits, then the instance id."""
+    return f"{node_id:08d}{INSTANCE_ID}"
+
+
+_PERMS_CACHE: dict[tuple[int, bool, bool], str] = {}
+
+
+def permissions(perms: int, is_dir: bool, *, mount: bool = False) -> str:
+    """``oc:permissions`` of a node the caller holds ``perms`` on (Perm bits)."""
+    key = (perms, is_dir, mount)
+    text = _PERMS_CACHE.get(key)
+    if text is None:
+        p = Perm(perms)
+        out = "S" if mount else ""
+        if p & Perm.SHARE:
+            out += "R"
+        if p & Perm.READ:
+            out += "G"
+        if mount or p & Perm.DELETE:
+            out += "DNV"
+        if is_dir:
+            if p & Perm.CREATE:
+                out += "CK"
+        elif p & Perm.WRITE:
+            out += "W"
+        text = _PERMS_CACHE[key] = out
+    return text
+
+
+class OcView:
+    """What the properties need to know of the caller, for one request: the mount points of
+    the shares it received and their owners (read once, and only when asked)."""
+
+    def __init__(self, drive: Any, principal: Principal) -> None:
+        self.drive = drive
+        self.principal = principal
+        self._mounts: list[tuple[str, str]] | None = None
+
+    @classmethod
+    def of(cls, environ: dict[str, Any], drive: Any, principal: Principal) -> OcView:
+        view = environ.get(OC_KEY)
+        if view is None or view.principal.user_id != principal.user_id:
+            view = environ[OC_KEY] = cls(drive, principal)
+        return view
+
+    @property
+    def is_link(self) -> bool:
+        return self.principal.link is not None
+
+    def mounts(self) -> list[tuple[str, str]]:
+        """``(mount point, owner login)`` of each live share received, deepest first."""
+        if self._mounts is None:
+            if self.is_link:
+                self._mounts = []
+            else:
+                views = self.drive.lock_views(self.principal)
+                self._mounts = sorted(
+                    ((view, owner) for view, owner, _base in views),
+                    key=lambda m: -len(m[0]),
+                )
+        return self._mounts
+
+    def is_mount(self, node: NodeInfo) -> bool:
+        """Whether the node is the mount point of a share the caller received."""
+        if self.is_link or node.owner_id == self.principal.user_id:
+            return False
+        return any(view == node.path for view, _owner in self.mounts())
+
+    def owner(self, node: NodeInfo) -> str | None:
+        """The owner's login, or None (a link's holder never learns it)."""
+        if self.is_link:
+            return None
+        if node.owner_id == self.principal.user_id:
+            return self.principal.login
+        for view, owner in self.mounts():
+            if node.path == view or node.path.startswith(view.rstrip("/") + "/"):
+                return owner
+        return None
+
+    def permissions(self, node: NodeInfo) -> str:
+        mount = node.owner_id != self.principal.user_id and self.is_mount(node)
+        return permissions(node.perms, node.is_dir, mount=mount)
+
+    def value(self, node: NodeInfo, name: str, *, home_root: bool) -> str | None:
+        """The text of one of ``LIVE`` for ``node``, or None for 404."""
+        if name in CONSTANT:
+            return CONSTANT[name]
+        if name == OC_ID:
+            return oc_id(node.id)
+        if name == FILEID:
+            return str(node.id)
+        if name == PERMISSIONS:
+            return self.permissions(node)
+        if name == SIZE:
+            return None if node.is_dir else str(node.size)
+        if name == DATA_FINGERPRINT:
+            return "" if home_root and not self.is_link else None
+        if name in (OWNER_ID, OWNER_NAME):
+            return self.owner(node)
+        return None
+
+
+__all__ = [
+    "CONSTANT",
+    "LIVE",
+    "NC_NS",
+    "OC_NS",
+    "OcView",
+    "oc_id",
+    "permissions",
+]
