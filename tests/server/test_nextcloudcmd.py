@@ -1,0 +1,110 @@
+"""The real Nextcloud desktop client (``nextcloudcmd``, Debian's nextcloud-desktop-cmd) syncs
+with a real server: an initial upload of a tree with non-ASCII names, a no-op run that sends one
+PROPFIND, and, in nested folders (the client always lists the root, so only nested changes
+prove ETag propagation), a remote edit downloaded, a remote rename applied as a rename, a remote
+delete, and a local rename sent as MOVE with the file id kept."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import require_tool
+
+PASSWORD = "nc-pw"
+
+
+def _sync(srv, local: Path) -> str:
+    client = require_tool("nextcloudcmd")
+    proc = subprocess.run(
+        [client, "--non-interactive", "-u", "alice", "-p", PASSWORD, str(local), srv.url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    return log
+
+
+def _downloads(log: str) -> list[str]:
+    """The paths the client downloaded (its GETFileJob log lines)."""
+    return re.findall(r'GETFileJob created for "[^"]*" \+ "([^"]+)"', log)
+
+
+def _listed(log: str) -> list[str]:
+    """The folders the client listed (its PROPFIND log lines)."""
+    return re.findall(r'"PROPFIND" "http[^"]*?(/remote\.php/dav/files/alice/[^"]*)"', log)
+
+
+@pytest.fixture
+def nc(live_server_factory):
+    return live_server_factory(users={"alice": PASSWORD})
+
+
+def _dav(srv, method: str, path: str, **kw) -> requests.Response:
+    return requests.request(
+        method, f"{srv.url}/dav/alice/{path}", auth=("alice", PASSWORD), timeout=30, **kw
+    )
+
+
+@pytest.mark.slow
+def test_nextcloudcmd_syncs_both_ways(nc, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    (local / "docs" / "deep").mkdir(parents=True)
+    (local / "a.txt").write_bytes(b"top")
+    (local / "docs" / "deep" / "ünïcödé ✓.txt").write_bytes(b"deep v1")
+    (local / "docs" / "日本語.md").write_bytes(b"nihongo")
+    _sync(nc, local)
+    assert _dav(nc, "GET", "docs/deep/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20%E2%9C%93.txt").content == (
+        b"deep v1"
+    )
+    assert _dav(nc, "GET", "docs/%E6%97%A5%E6%9C%AC%E8%AA%9E.md").content == b"nihongo"
+    _sync(nc, local)  # settles: re-lists the folders that received files
+    quiet = _sync(nc, local)
+    assert _listed(quiet) == ["/remote.php/dav/files/alice/"], "a no-op sync is one PROPFIND"
+
+    # remote changes in nested folders
+    assert _dav(nc, "PUT", "docs/deep/%C3%BCn%C3%AFc%C3%B6d%C3%A9%20%E2%9C%93.txt", data=b"v2").ok
+    moved = _dav(
+        nc,
+        "MOVE",
+        "docs/%E6%97%A5%E6%9C%AC%E8%AA%9E.md",
+        headers={"Destination": f"{nc.url}/dav/alice/docs/deep/renamed.md"},
+    )
+    assert moved.status_code == 201
+    assert _dav(nc, "DELETE", "a.txt").status_code == 204
+    log = _sync(nc, local)
+    assert (local / "docs" / "deep" / "ünïcödé ✓.txt").read_bytes() == b"v2"
+    assert (local / "docs" / "deep" / "renamed.md").read_bytes() == b"nihongo"
+    assert not (local / "docs" / "日本語.md").exists()
+    assert not (local / "a.txt").exists()
+    assert "Rename detected" in log, "the remote rename was not applied as a rename"
+    downloaded = _downloads(log)
+    assert "/docs/deep/ünïcödé ✓.txt" in downloaded  # the edit: found below two folders
+    assert not any(d.endswith("renamed.md") for d in downloaded), "the rename was downloaded"
+
+    # a local rename goes up as a MOVE and keeps the file's id
+    before = _dav(nc, "PROPFIND", "docs/deep/renamed.md", headers={"Depth": "0"}, data=ID_PROP)
+    (local / "docs" / "deep" / "renamed.md").rename(local / "docs" / "local-name.md")
+    log = _sync(nc, local)
+    after = _dav(nc, "PROPFIND", "docs/local-name.md", headers={"Depth": "0"}, data=ID_PROP)
+    assert after.status_code == 207
+    assert _fileid(after) == _fileid(before)
+    assert _dav(nc, "GET", "docs/deep/renamed.md").status_code == 404
+
+
+ID_PROP = (
+    '<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
+    "<d:prop><oc:fileid/></d:prop></d:propfind>"
+)
+
+
+def _fileid(resp: requests.Response) -> str:
+    found = re.search(r"fileid>(\d+)<", resp.text)
+    assert found, resp.text
+    return found.group(1)
