@@ -65,32 +65,26 @@ def _default_api_factory(app: App) -> WSGIApp | None:
 api_factory: Callable[[App], WSGIApp | None] | None = _default_api_factory
 
 
-def _dav_factory(app: App) -> WSGIApp | None:
+def _door(app: App, module: str, factory: str, what: str, **kwargs: Any) -> WSGIApp | None:
+    """Build one door's WSGI app with ``module.factory(app, **kwargs)``. A door that cannot be
+    built (missing or broken) is logged and answers 503; it never stops the server."""
     try:
-        from providers.dav_app import make_dav_app
-    except ImportError as exc:
-        log.warning("WebDAV adapter unavailable (%s): /dav answers 503", exc)
+        return getattr(importlib.import_module(module), factory)(app, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - one broken door must not take the others down
+        log.warning("%s unavailable (%s): it answers 503", what, exc)
         return None
-    return make_dav_app(app)
+
+
+def _dav_factory(app: App) -> WSGIApp | None:
+    return _door(app, "providers.dav_app", "make_dav_app", "WebDAV (/dav)")
 
 
 def _link_pages_factory(app: App) -> WSGIApp | None:
-    try:
-        from davdrive.web.link_pages import make_link_pages
-    except ImportError as exc:
-        log.warning("share link pages unavailable (%s): /s/ answers 503", exc)
-        return None
-    return make_link_pages(app)
+    return _door(app, "davdrive.web.link_pages", "make_link_pages", "share link pages (/s/)")
 
 
 def _link_dav_factory(app: App) -> WSGIApp | None:
-    try:
-        from providers.link_provider import make_link_dav_app
-
-        return make_link_dav_app(app)
-    except Exception as exc:  # noqa: BLE001 - a broken link WebDAV must not stop the server
-        log.warning("share link WebDAV unavailable (%s): /s/<token>/dav answers 503", exc)
-        return None
+    return _door(app, "providers.link_provider", "make_link_dav_app", "link WebDAV (/s/*/dav)")
 
 
 def _verified_checksum_types() -> tuple[str, ...]:
@@ -104,23 +98,17 @@ def _verified_checksum_types() -> tuple[str, ...]:
 
 
 def _nextcloud_factory(app: App) -> WSGIApp | None:
-    try:
-        from davdrive.nextcloud.app import make_nextcloud_app
-
-        return make_nextcloud_app(app, checksum_types=_verified_checksum_types())
-    except Exception as exc:  # noqa: BLE001 - a broken facade must not stop the server
-        log.warning("Nextcloud facade unavailable (%s): /status.php, /ocs answer 503", exc)
-        return None
+    return _door(
+        app,
+        "davdrive.nextcloud.app",
+        "make_nextcloud_app",
+        "Nextcloud facade (/status.php, /ocs)",
+        checksum_types=_verified_checksum_types(),
+    )
 
 
 def _nextcloud_dav_factory(app: App) -> WSGIApp | None:
-    try:
-        from providers.nextcloud_dav import make_nextcloud_dav_app
-
-        return make_nextcloud_dav_app(app)
-    except Exception as exc:  # noqa: BLE001 - a broken client WebDAV must not stop the server
-        log.warning("Nextcloud WebDAV unavailable (%s): /remote.php answers 503", exc)
-        return None
+    return _door(app, "providers.nextcloud_dav", "make_nextcloud_dav_app", "/remote.php WebDAV")
 
 
 def is_nextcloud(path: str) -> bool:
