@@ -18,6 +18,7 @@ from wsgidav.dav_error import HTTP_CREATED, HTTP_NO_CONTENT
 
 from davdrive.service.drive import Drive
 from davdrive.service.types import Principal
+from providers.oc_props import written_headers
 from providers.resources import (
     MTIME_APPLIED_KEY,
     MTIME_KEY,
@@ -66,7 +67,7 @@ def plain_put(
     with dav_errors():
         node = upload.commit(mtime=mtime, expected_size=_expected_size(environ))
     forget_nodes(environ)
-    headers = [("ETag", f'"{node.etag}"')]
+    headers = [("ETag", f'"{node.etag}"'), *written_headers(node)]
     if mtime is not None:
         environ[MTIME_APPLIED_KEY] = True
         headers.append(("X-OC-Mtime", "accepted"))

@@ -36,6 +36,7 @@ OC_NS = "http://owncloud.org/ns"
 NC_NS = "http://nextcloud.org/ns"
 INSTANCE_ID = "davdrive"
 OC_KEY = "davdrive.oc"  # environ: this request's ``OcView``
+VIEWS_KEY = "davdrive.views"  # environ: Drive.lock_views, read once per request by the provider
 
 OC_ID = f"{{{OC_NS}}}id"
 FILEID = f"{{{OC_NS}}}fileid"
@@ -75,6 +76,12 @@ CONSTANT: dict[str, str | None] = {
 }
 
 
+def written_headers(node: NodeInfo) -> list[tuple[str, str]]:
+    """What Nextcloud answers a PUT with besides the ETag: ``OC-ETag`` and ``OC-FileId`` (the
+    client records the file's id and version without another PROPFIND)."""
+    return [("OC-ETag", f'"{node.etag}"'), ("OC-FileId", oc_id(node.id))]
+
+
 def oc_id(node_id: int) -> str:
     """Nextcloud's ``oc:id``: the id zero-padded to 8 digits, then the instance id."""
     return f"{node_id:08d}{INSTANCE_ID}"
@@ -109,16 +116,19 @@ class OcView:
     """What the properties need to know of the caller, for one request: the mount points of
     the shares it received and their owners (read once, and only when asked)."""
 
-    def __init__(self, drive: Any, principal: Principal) -> None:
+    def __init__(
+        self, drive: Any, principal: Principal, known: list[tuple[str, str, str]] | None = None
+    ) -> None:
         self.drive = drive
         self.principal = principal
+        self._known = known  # Drive.lock_views, when the provider read them for this request
         self._mounts: list[tuple[str, str]] | None = None
 
     @classmethod
     def of(cls, environ: dict[str, Any], drive: Any, principal: Principal) -> OcView:
         view = environ.get(OC_KEY)
         if view is None or view.principal.user_id != principal.user_id:
-            view = environ[OC_KEY] = cls(drive, principal)
+            view = environ[OC_KEY] = cls(drive, principal, environ.get(VIEWS_KEY))
         return view
 
     @property
@@ -131,7 +141,9 @@ class OcView:
             if self.is_link:
                 self._mounts = []
             else:
-                views = self.drive.lock_views(self.principal)
+                views = self._known
+                if views is None:
+                    views = self.drive.lock_views(self.principal)
                 self._mounts = sorted(
                     ((view, owner) for view, owner, _base in views),
                     key=lambda m: -len(m[0]),

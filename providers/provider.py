@@ -41,12 +41,14 @@ from davdrive.service.timestamps import parse_mtime
 from davdrive.service.types import NodeInfo, Principal
 from providers.auth import PRINCIPAL_KEY
 from providers.fast_put import is_plain_put, plain_put
+from providers.oc_props import VIEWS_KEY, written_headers
 from providers.propfind import handle_propfind
 from providers.resources import (
     CREATED_KEY,
     MTIME_APPLIED_KEY,
     MTIME_KEY,
     NODES_KEY,
+    WRITTEN_KEY,
     FileResource,
     FolderResource,
     RootResource,
@@ -233,6 +235,9 @@ class DriveProvider(DAVProvider):
                 status = "201 Created"
             if environ.get(MTIME_APPLIED_KEY):
                 headers = [*headers, ("X-OC-Mtime", "accepted")]
+            written = environ.get(WRITTEN_KEY)
+            if written is not None and status[:3] in ("201", "204"):
+                headers = [*headers, *written_headers(written)]
             return (
                 start_response(status, headers, exc_info)
                 if exc_info
@@ -255,6 +260,7 @@ class DriveProvider(DAVProvider):
         owner's URL: the URL pairs for this request (none for an account that has no share)."""
         with dav_errors():
             views = self.drive.lock_views(p)
+        environ[VIEWS_KEY] = views  # the oc: properties need them too
         return [
             LockView(home + (quote(path) if path != "/" else ""), lock_url(owner, base))
             for path, owner, base in views

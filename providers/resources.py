@@ -45,6 +45,7 @@ USAGE_KEY = "davdrive.usage"
 LOCKS_KEY = "davdrive.locks"  # environ: (folder ref-URL, {lock roots at or below it})
 MTIME_KEY = "davdrive.mtime"  # parsed X-OC-Mtime of this PUT
 MTIME_APPLIED_KEY = "davdrive.mtime_applied"
+WRITTEN_KEY = "davdrive.written"  # the file a PUT stored (its answer names it)
 CREATED_KEY = "davdrive.created"  # MOVE/COPY made a new destination (201, not 204)
 MAX_PROP_NAME = 512
 MAX_PROP_VALUE = 64 * 1024
@@ -410,6 +411,7 @@ class FileResource(_NodeMixin, DAVNonCollection):
         mtime = self.environ.get(MTIME_KEY)
         with dav_errors():
             self.node = upload.commit(mtime=mtime, expected_size=_expected_size(self.environ))
+        self.environ[WRITTEN_KEY] = self.node
         if mtime is not None:
             self.environ[MTIME_APPLIED_KEY] = True
         forget_nodes(self.environ)

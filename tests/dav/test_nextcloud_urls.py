@@ -124,3 +124,25 @@ def test_litmus_through_the_nextcloud_urls(both, home: str, tmp_path) -> None:
     for suite, run, passed, failed in summaries:
         assert failed == "0" and run == passed == str(SUITES[suite]), (suite, out[-3000:])
     assert "WARNING" not in out, out
+
+
+OC_ID = (
+    '<?xml version="1.0"?><d:propfind xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns">'
+    "<d:prop><oc:id/><d:getetag/></d:prop></d:propfind>"
+)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_put_names_the_file_it_stored(both, conditional: bool) -> None:
+    """PUT answers OC-FileId (the oc:id PROPFIND gives) and OC-ETag (= ETag), on the fast path
+    and on WsgiDAV's (a conditional PUT)."""
+    path = "/remote.php/dav/files/alice/named.txt"
+    assert _req(both, "PUT", path, data=b"v1").status_code == 201
+    headers = {"If-Match": _req(both, "HEAD", path).headers["ETag"]} if conditional else {}
+    put = _req(both, "PUT", path, data=b"v2", headers=headers)
+    assert put.status_code == 204
+    assert put.headers["OC-ETag"] == put.headers["ETag"]
+    found = _req(both, "PROPFIND", path, headers={"Depth": "0"}, data=OC_ID)
+    oc_id = re.search(r"id>([^<]+)</", found.text)
+    assert oc_id and put.headers["OC-FileId"] == oc_id.group(1)
+    assert put.headers["ETag"] in found.text
