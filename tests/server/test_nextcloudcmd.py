@@ -108,3 +108,58 @@ def _fileid(resp: requests.Response) -> str:
     found = re.search(r"fileid>(\d+)<", resp.text)
     assert found, resp.text
     return found.group(1)
+
+
+@pytest.mark.slow
+def test_nextcloudcmd_keeps_both_sides_of_a_conflict(nc, tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    (local / "docs" / "deep").mkdir(parents=True)
+    (local / "docs" / "deep" / "both.txt").write_bytes(b"original")
+    _sync(nc, local)
+    _sync(nc, local)
+    assert _dav(nc, "PUT", "docs/deep/both.txt", data=b"server side").status_code == 204
+    (local / "docs" / "deep" / "both.txt").write_bytes(b"client side, longer")
+    _sync(nc, local)
+    names = sorted(p.name for p in (local / "docs" / "deep").iterdir())
+    conflict = [n for n in names if "conflicted copy" in n]
+    assert len(conflict) == 1, names
+    contents = {
+        (local / "docs" / "deep" / "both.txt").read_bytes(),
+        (local / "docs" / "deep" / conflict[0]).read_bytes(),
+    }
+    assert contents == {b"server side", b"client side, longer"}  # nothing lost
+    assert _dav(nc, "GET", "docs/deep/both.txt").content == b"server side"
+
+
+@pytest.mark.slow
+def test_a_read_only_share_arrives_read_only(live_server_factory, tmp_path: Path) -> None:
+    srv = live_server_factory(users={"alice": PASSWORD, "bob": "bob-pw"})
+    alice = requests.Session()
+    alice.auth = ("alice", PASSWORD)
+    api = f"{srv.url}/api/v1"
+    assert alice.post(f"{api}/files/create_folder", json={"path": "/Team"}).ok
+    assert alice.post(f"{api}/files/upload", params={"path": "/Team/t.txt"}, data=b"team").ok
+    r = alice.post(f"{api}/shares", json={"path": "/Team", "user": "bob", "permissions": 1})
+    assert r.status_code == 201
+    local = tmp_path / "bob"
+    local.mkdir()
+    client = require_tool("nextcloudcmd")
+
+    def sync() -> str:
+        proc = subprocess.run(
+            [client, "--non-interactive", "-u", "bob", "-p", "bob-pw", str(local), srv.url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return proc.stdout + proc.stderr
+
+    sync()
+    assert (local / "Team" / "t.txt").read_bytes() == b"team"
+    (local / "Team" / "t.txt").write_bytes(b"bob's edit")
+    (local / "Team" / "new.txt").write_bytes(b"bob's new file")
+    sync()
+    got = alice.get(f"{api}/files/download", params={"path": "/Team/t.txt"})
+    assert got.content == b"team"  # the read-only share was not written
+    listing = alice.get(f"{api}/files/list", params={"path": "/Team"}).json()["entries"]
+    assert [e["name"] for e in listing] == ["t.txt"]
