@@ -163,3 +163,36 @@ def test_a_read_only_share_arrives_read_only(live_server_factory, tmp_path: Path
     assert got.content == b"team"  # the read-only share was not written
     listing = alice.get(f"{api}/files/list", params={"path": "/Team"}).json()["entries"]
     assert [e["name"] for e in listing] == ["t.txt"]
+
+
+@pytest.mark.slow
+def test_owncloudcmd_uploads_and_downloads_the_same_tree(nc, tmp_path: Path) -> None:
+    client = require_tool("owncloudcmd")
+    exclude = tmp_path / "exclude.lst"  # Debian ships no exclude list; the client needs one
+    exclude.write_text("")
+    local = tmp_path / "local"
+    (local / "sub dir").mkdir(parents=True)
+    (local / "a.txt").write_bytes(b"a")
+    (local / "sub dir" / "ünï ✓.txt").write_bytes(b"deep")
+
+    def sync(folder: Path) -> None:
+        proc = subprocess.run(
+            [client, "--non-interactive", "--exclude", str(exclude), "-u", "alice", "-p", PASSWORD]
+            + [str(folder), nc.url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+    sync(local)
+    assert _dav(nc, "GET", "sub%20dir/%C3%BCn%C3%AF%20%E2%9C%93.txt").content == b"deep"
+    assert _dav(nc, "PUT", "sub%20dir/remote.txt", data=b"from the server").status_code == 201
+    other = tmp_path / "second"
+    other.mkdir()
+    sync(other)  # a second machine downloads everything
+    assert (other / "a.txt").read_bytes() == b"a"
+    assert (other / "sub dir" / "ünï ✓.txt").read_bytes() == b"deep"
+    assert (other / "sub dir" / "remote.txt").read_bytes() == b"from the server"
+    sync(local)
+    assert (local / "sub dir" / "remote.txt").read_bytes() == b"from the server"
