@@ -329,6 +329,8 @@ class DriveCore:
         """Where ``path`` of ``p``'s view lands, by the access rule (``service.access``);
         ``PermissionDenied`` when ``need`` is not granted there."""
         parts = split_path(path) if isinstance(path, str) else path
+        if p.link is None and not p.has_mounts:  # its own home, every right: no connection
+            return access.Target(p.user_id, join(parts), access.OWNER)
         with self.db.read_conn(snapshot=False) as conn:
             mounts = self.mounts(conn, p)
             t = access.target(p, parts, mounts, lambda nid: node_place(conn, nid))
