@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from davdrive.errors import BadRequest, NotFound, PermissionDenied, TooManyRequests
 from davdrive.metadata.schema import Link, Node, User
 from davdrive.metadata.shares import node_place
-from davdrive.service.access import LINK_PERMS, Perm
+from davdrive.service.access import LINK_PERMS
 from davdrive.service.core import DriveCore
 from davdrive.service.types import LinkGrant, Principal
 
@@ -115,8 +115,12 @@ class OpenLink:
     kind: str
     is_dir: bool
     name: str
-    protected: bool
     password_hash: str | None = field(repr=False)
+
+    @property
+    def protected(self) -> bool:
+        """Whether a password stands in front of the link."""
+        return self.password_hash is not None
 
 
 def new_token() -> str:
@@ -348,7 +352,6 @@ class Links:
             row.kind,
             bool(node.is_dir),
             node.name,
-            row.password_hash is not None,
             row.password_hash,
         )
 
@@ -421,11 +424,6 @@ class Links:
             done = s.execute(_USE, {"lid": link.principal.link.id, "now": time.time()}).rowcount
         if not done:
             raise NotFound(GONE)
-
-    @staticmethod
-    def rights(link: OpenLink) -> Perm:
-        """What the link's holder may do below its node."""
-        return LINK_PERMS[link.kind]
 
 
 __all__ = ["KINDS", "LinkInfo", "Links", "OpenLink", "new_token"]
