@@ -27,6 +27,7 @@ from davdrive.notify.base import Bus
 from davdrive.notify.registry import open_bus
 from davdrive.service.auth import Accounts
 from davdrive.service.drive import Drive
+from davdrive.service.login_flow import LoginFlows
 from davdrive.storage.registry import open_backend
 
 SCHEMA_MARKER = "alembic_version"  # the table every migrated davdrive database has
@@ -84,6 +85,7 @@ class App:
     bus: Bus
     drive: Drive
     accounts: Accounts
+    login_flows: LoginFlows  # Nextcloud Login Flow v2 (state in SQL)
 
     def close(self) -> None:
         """Release threads, connections and the bus (idempotent enough to call twice)."""
@@ -169,7 +171,8 @@ def build_app(config: Config, *, create: bool = True) -> App:
         max_file_size=c.max_file_size,
         bus=bus,
     )
-    return App(c, db, keyring, store, bus, drive, Accounts(drive))
+    accounts = Accounts(drive)
+    return App(c, db, keyring, store, bus, drive, accounts, LoginFlows(accounts))
 
 
 def init_store(config: Config) -> bool:

@@ -319,3 +319,20 @@ class UploadBlock(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     stored_size: Mapped[int] = mapped_column(BigInteger)
     new: Mapped[bool] = mapped_column(Boolean)
+
+
+class LoginFlow(Base):
+    """A Nextcloud Login Flow v2 in progress (``service.login_flow``): SHA-256 digests of its
+    poll and login tokens, never the tokens; ``user_id`` is set once someone logged in on the
+    flow's page. The successful poll deletes the row; expired rows go lazily."""
+
+    __tablename__ = "login_flow"
+
+    poll_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    login_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_name: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )

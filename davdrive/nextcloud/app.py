@@ -7,7 +7,9 @@ The dispatcher sends ``/status.php``, ``/ocs/...`` and ``/index.php/...`` here. 
   clients' captive-portal check);
 - ``GET /ocs/v{1,2}.php/cloud/capabilities`` and ``.../cloud/user``: authenticated as every door
   (Basic with the account password or a device app password, or ``Bearer`` with a device
-  token); JSON with ``?format=json`` (or ``Accept: application/json``), XML otherwise.
+  token); JSON with ``?format=json`` (or ``Accept: application/json``), XML otherwise;
+- Login Flow v2 and v1 (``/index.php/login/...``), ``core/apppassword`` and
+  ``core/getapppassword``: ``davdrive.nextcloud.login_flow``.
 
 Failures on ``/ocs/`` are OCS envelopes in the requested format: 401 (statuscode 997) with
 ``WWW-Authenticate``, 429 with ``Retry-After``, 404 (998) for a path the facade does not know.
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, request
 
 from davdrive import errors
-from davdrive.nextcloud import ocs
+from davdrive.nextcloud import login_flow, ocs
 from davdrive.nextcloud.status import status_document
 from davdrive.service.auth import principal_from_header
 from davdrive.service.types import Principal
@@ -173,6 +175,7 @@ def make_nextcloud_app(app: App, *, checksum_types: Iterable[str] = ()) -> Flask
         p = principal()
         return ocs_response(ocs.user(p, app.drive.usage(p)))
 
+    login_flow.register(nc, app, ocs_response=ocs_response, principal=principal)
     return nc
 
 
