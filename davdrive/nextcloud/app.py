@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, request
 
 from davdrive import errors
-from davdrive.nextcloud import login_flow, ocs
+from davdrive.nextcloud import login_flow, ocs, share_api
 from davdrive.nextcloud.status import status_document
 from davdrive.service.auth import principal_from_header
 from davdrive.service.types import Principal
@@ -176,6 +176,7 @@ def make_nextcloud_app(app: App, *, checksum_types: Iterable[str] = ()) -> Flask
         return ocs_response(ocs.user(p, app.drive.usage(p)))
 
     login_flow.register(nc, app, ocs_response=ocs_response, principal=principal)
+    share_api.register(nc, app, ocs_response=ocs_response, principal=principal)
     return nc
 
 

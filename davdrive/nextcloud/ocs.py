@@ -2,15 +2,18 @@
 
 Every answer is ``{"ocs": {"meta": {...}, "data": ...}}``. ``meta.statuscode`` is 100 on success
 for ``/ocs/v1.php`` and 200 for ``/ocs/v2.php``; failures use 997 (not authenticated), 998 (not
-found), 996 (server error) or else the HTTP status. JSON is compact, as PHP writes it (ownCloud
-2.11 reads the status code with the regular expression ``"statuscode":(\\d+),``). XML is the
-shape Nextcloud's ``BaseResponse::toXML`` writes: the declaration ``<?xml version="1.0"?>``
-exactly (the same client detects XML by that string), one element per key, list items as
-``<element>``, true as ``1``, false as an empty element, null as an empty element.
+found), 996 (server error) or else the HTTP status; an app API's own failures (the share API:
+400, 403, 404) answer HTTP 200 on v1 and the status on v2 (``failure_status``). JSON is
+compact, as PHP writes it (ownCloud 2.11 reads the status code with the regular expression
+``"statuscode":(\\d+),``). XML is the shape Nextcloud's ``BaseResponse::toXML`` writes: the
+declaration ``<?xml version="1.0"?>`` exactly (the same client detects XML by that string), one
+element per key, list items as ``<element>``, true as ``1``, false and null as an empty
+element.
 
 The capabilities say what davdrive does today and nothing more: clients switch protocols when
 they see ``bulkupload``, ``files.locking`` or ``notify_push``, so those are never advertised
-until they exist. ``checksums.supportedTypes`` lists only the types the WebDAV door verifies
+until they exist; ``files_sharing`` describes exactly what ``share_api`` does.
+``checksums.supportedTypes`` lists only the types the WebDAV door verifies
 (``checksum_types``); with none, the list is empty and ``preferredUploadType`` absent.
 """
 
@@ -116,19 +119,49 @@ def capabilities(checksum_types: Iterable[str] = ()) -> dict[str, Any]:
             "dav": {"chunking": "1.0"},
             "files": {"bigfilechunking": True, "undelete": True, "versioning": True},
             "checksums": checksums,
-            "files_sharing": {
-                "api_enabled": True,
-                "public": {
-                    "enabled": True,
-                    "password": {"enforced": False},
-                    "expire_date": {"enabled": True},
-                    "upload": True,
-                },
-                "resharing": False,
-                "user": {"send_mail": False},
-            },
+            "files_sharing": sharing_capabilities(),
         },
     }
+
+
+def sharing_capabilities() -> dict[str, Any]:
+    """The ``files_sharing`` block: user shares and public links (``nextcloud.share_api``);
+    no groups, federation, mail or re-sharing; a link's password and expiry are optional and
+    have no default; ``default_permissions`` read, update, create, delete (no re-share)."""
+    return {
+        "api_enabled": True,
+        "public": {
+            "enabled": True,
+            "password": {"enforced": False, "askForOptionalPassword": False},
+            "expire_date": {"enabled": False, "enforced": False},
+            "multiple_links": True,
+            "send_mail": False,
+            "upload": True,
+            "upload_files_drop": True,
+        },
+        "resharing": False,
+        "user": {"send_mail": False, "expire_date": {"enabled": False}},
+        "group_sharing": False,
+        "group": {"enabled": False, "expire_date": {"enabled": False}},
+        "federation": {"outgoing": False, "incoming": False, "expire_date": {"enabled": False}},
+        "default_permissions": 15,
+    }
+
+
+def failure_status(version: int, status: int) -> int:
+    """The HTTP status of a failure an OCS *app API* (such as the share API) reports with
+    ``meta.statuscode`` ``status``: v1 answers 200 (the code is only in the envelope), v2 the
+    status itself; 401 stays 401 in both (Nextcloud's ``V1Response``/``V2Response``)."""
+    if status == 401:
+        return 401
+    return status if version == 2 else 200
+
+
+def render(doc: dict[str, Any], format_param: str | None, accept: str) -> tuple[bytes, str]:
+    """``doc`` as JSON or XML (``wants_json``): the body and its content type."""
+    if wants_json(format_param, accept):
+        return to_json(doc), JSON_TYPE
+    return to_xml(doc), XML_TYPE
 
 
 def quota(usage: Usage) -> dict[str, Any]:
@@ -160,7 +193,10 @@ __all__ = [
     "capabilities",
     "envelope",
     "error_code",
+    "failure_status",
     "ok_code",
+    "render",
+    "sharing_capabilities",
     "to_json",
     "to_xml",
     "user",

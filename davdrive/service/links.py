@@ -227,12 +227,13 @@ class Links:
         expires: Any = _UNSET,
         max_uses: Any = _UNSET,
         label: Any = _UNSET,
+        kind: Any = _UNSET,
     ) -> LinkInfo:
         """Change a link's settings (the owner only); None clears password, expiry, maximum
-        uses or label."""
+        uses or label. ``kind`` changes what the link gives (``upload``/``drop``: a folder)."""
         row = self._own_row(p, link_id)
         _validate(
-            row.kind,
+            row.kind if kind is self._UNSET else kind,
             None if expires is self._UNSET else expires,
             None if max_uses is self._UNSET else max_uses,
             None if label is self._UNSET else label,
@@ -247,6 +248,13 @@ class Links:
             values["max_uses"] = max_uses
         if label is not self._UNSET:
             values["label"] = label
+        if kind is not self._UNSET and kind != row.kind:
+            if kind in FOLDER_KINDS:
+                with self.core.db.read_conn() as conn:
+                    is_dir = conn.scalar(select(Node.is_dir).where(Node.id == row.node_id))
+                if not is_dir:
+                    raise BadRequest(f"an {kind} link needs a folder")
+            values["kind"] = kind
         if values:
             with self.core.db.write() as s:
                 s.execute(update(Link).where(Link.id == link_id).values(**values))

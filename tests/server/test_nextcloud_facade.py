@@ -92,12 +92,18 @@ def check_capabilities_json(live_server: LiveServer, v: int, code: int) -> None:
     assert sharing["api_enabled"] is True
     assert sharing["public"] == {
         "enabled": True,
-        "password": {"enforced": False},
-        "expire_date": {"enabled": True},
+        "password": {"enforced": False, "askForOptionalPassword": False},
+        "expire_date": {"enabled": False, "enforced": False},  # optional, no default
+        "multiple_links": True,
+        "send_mail": False,
         "upload": True,
+        "upload_files_drop": True,
     }
     assert sharing["resharing"] is False
-    assert sharing["user"] == {"send_mail": False}
+    assert sharing["user"] == {"send_mail": False, "expire_date": {"enabled": False}}
+    assert sharing["group_sharing"] is False and sharing["group"]["enabled"] is False
+    assert sharing["federation"]["outgoing"] is False
+    assert sharing["default_permissions"] == 15  # no re-share bit
     # nothing that would switch the clients to a protocol davdrive does not speak
     keys = all_keys(caps)
     assert not keys & {"bulkupload", "locking", "notify_push"}

@@ -168,3 +168,15 @@ def test_link_rules(drive: Drive, alice: Principal, bob: Principal, folder: str)
         drive.links.open(info.token)
     with pytest.raises(errors.NotFound):
         drive.links.open("x" * 32)
+
+
+def test_changing_a_links_kind(drive: Drive, alice: Principal, folder: str) -> None:
+    info = drive.links.create(alice, folder, "view")
+    assert drive.links.update(alice, info.id, kind="upload").kind == "upload"
+    holder = drive.links.open(info.token).principal
+    drive.write_file(holder, "/new.txt", b"sent")  # the new kind applies at once
+    assert drive.read_bytes(alice, "/Work/Pub/new.txt") == b"sent"
+    on_file = drive.links.create(alice, "/Work/secret.txt", "view")
+    with pytest.raises(errors.BadRequest):  # upload and drop need a folder
+        drive.links.update(alice, on_file.id, kind="drop")
+    assert drive.links.update(alice, on_file.id, kind="edit").kind == "edit"
