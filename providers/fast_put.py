@@ -5,8 +5,8 @@ and only then streams the body; for a PUT without conditional headers every one 
 is repeated, atomically, by the commit (``Content.commit_new``: folder, folder-or-file, locks,
 quota). This path streams the body into the drive and lets the commit decide, answering what
 WsgiDAV answers: 201 or 204 with the ETag, 409 without a folder, 405 on a folder, 423 with the
-conflicting lock, 507 over quota. Anything conditional (``If``, ``If-Match``, ...) or unusual
-goes through WsgiDAV.
+conflicting lock, 507 over quota, 400 when the body does not match its ``OC-Checksum``.
+Anything conditional (``If``, ``If-Match``, ...) or unusual goes through WsgiDAV.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from providers.resources import (
     _expected_size,
     dav_errors,
     forget_nodes,
+    oc_checksum,
 )
 
 READ = 1 << 20  # body pieces handed to the block pipeline
@@ -51,8 +52,11 @@ def plain_put(
     drive: Drive, p: Principal, dpath: str, environ: dict[str, Any], start_response: Any
 ) -> list[bytes]:
     """Store the body at ``dpath`` (account-relative) and answer as WsgiDAV's PUT does."""
+    checksum = oc_checksum(environ)
     with dav_errors():
-        upload = drive.begin_upload(p, dpath, declared_size=_expected_size(environ))
+        upload = drive.begin_upload(
+            p, dpath, declared_size=_expected_size(environ), checksum=checksum
+        )
     try:
         body = environ["wsgi.input"]
         while piece := body.read(READ):

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 SHARE = "/remote.php"
 
+# The ``OC-Checksum`` types a PUT's body is verified against (``service.checksums``), advertised
+# in the OCS capabilities (``checksums.supportedTypes``; the first is ``preferredUploadType``).
+VERIFIED_CHECKSUM_TYPES = ("SHA1", "MD5", "Adler32")  # as the clients spell them
+
 
 class NextcloudProvider(DriveProvider):
     """``/dav/files/<login>/...`` and ``/webdav/...`` under ``/remote.php``."""
@@ -64,4 +68,4 @@ def make_nextcloud_dav_app(app: App, **kwargs: Any) -> Callable[..., Iterable[by
     return wrap_dav(WsgiDAVApp(config))
 
 
-__all__ = ["NextcloudProvider", "make_nextcloud_dav_app"]
+__all__ = ["VERIFIED_CHECKSUM_TYPES", "NextcloudProvider", "make_nextcloud_dav_app"]

@@ -10,15 +10,21 @@ WsgiDAV and litmus know them); ``oc:favorite`` and other names stay dead propert
 * ``oc:id``: ``%08d`` of the node id + the instance id "davdrive" (Nextcloud's form: opaque,
   stable across MOVE, which keeps the node); ``oc:fileid``: the node id.
 * ``oc:permissions``: from the caller's rights on the node (``NodeInfo.perms``) and its kind,
-  in Nextcloud's order: ``S`` (a share the caller received: its mount point), ``R`` (may
-  share), ``G`` (read), ``D N V`` (delete, rename, move: the delete right), then ``W`` (write)
-  for a file or ``C K`` (create files, folders) for a folder. A mount point always has
-  ``D N V``: the recipient may rename, move or decline (delete) it whatever the share's
-  rights. ``M`` (other mounted storage) never applies.
-* ``oc:size``: a file's size; a folder's is not known yet (404).
-* ``oc:share-types``: empty; ``oc:checksums``: not served (404: no checksum type is
-  verified yet); ``oc:data-fingerprint``: empty, on the home root only; ``nc:has-preview``:
-  "false"; ``oc:downloadURL``: empty.
+  in Nextcloud's order: ``S`` (in a share the caller received: its mount point and everything
+  below it, as Nextcloud's ``FileInfo.isShared``), ``R`` (may share), ``G`` (read), ``D N V``
+  (delete, rename, move: the delete right), then ``W`` (write) for a file or ``C K`` (create
+  files, folders) for a folder. A mount point always has ``D N V``: the recipient may rename,
+  move or decline (delete) it whatever the share's rights. ``M`` (Nextcloud: external or group
+  folder storage, never a share) does not apply.
+* ``oc:size``: a file's size; a folder's total (the current versions of the live files below
+  it, mounted shares included), computed only when asked: one statement for a listed folder
+  and all its member folders (``Properties.tree_sizes``).
+* ``oc:share-types``: ``<oc:share-type>`` 0 (a user share) and/or 3 (a live link) the caller
+  made on the node; one statement per listed folder (``Properties.share_types``), none for a
+  link's holder or a listing with none of the caller's own nodes.
+* ``oc:checksums``: not served (404: davdrive verifies an upload's ``OC-Checksum`` but keeps
+  only its own content hash); ``oc:data-fingerprint``: empty, on the home root only;
+  ``nc:has-preview``: "false"; ``oc:downloadURL``: empty.
 * ``oc:owner-id``, ``oc:owner-display-name``: the owner's login; never through a share link
   (404): a link must not reveal its owner.
 """
@@ -26,6 +32,8 @@ WsgiDAV and litmus know them); ``oc:favorite`` and other names stay dead propert
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from lxml import etree
 
 from davdrive.service.access import Perm
 
@@ -67,9 +75,9 @@ LIVE = frozenset(
         HAS_PREVIEW,
     }
 )
+SHARE_TYPE = f"{{{OC_NS}}}share-type"
 # The same value for every resource of a request (None: 404).
 CONSTANT: dict[str, str | None] = {
-    SHARE_TYPES: "",
     CHECKSUMS: None,
     DOWNLOAD_URL: "",
     HAS_PREVIEW: "false",
@@ -87,16 +95,17 @@ def oc_id(node_id: int) -> str:
     return f"{node_id:08d}{INSTANCE_ID}"
 
 
-_PERMS_CACHE: dict[tuple[int, bool, bool], str] = {}
+_PERMS_CACHE: dict[tuple[int, bool, bool, bool], str] = {}
 
 
-def permissions(perms: int, is_dir: bool, *, mount: bool = False) -> str:
-    """``oc:permissions`` of a node the caller holds ``perms`` on (Perm bits)."""
-    key = (perms, is_dir, mount)
+def permissions(perms: int, is_dir: bool, *, mount: bool = False, shared: bool = False) -> str:
+    """``oc:permissions`` of a node the caller holds ``perms`` on (Perm bits); ``shared``: in
+    a share the caller received, ``mount``: its mount point (shared too)."""
+    key = (perms, is_dir, mount, shared)
     text = _PERMS_CACHE.get(key)
     if text is None:
         p = Perm(perms)
-        out = "S" if mount else ""
+        out = "S" if mount or shared else ""
         if p & Perm.SHARE:
             out += "R"
         if p & Perm.READ:
@@ -123,6 +132,10 @@ class OcView:
         self.principal = principal
         self._known = known  # Drive.lock_views, when the provider read them for this request
         self._mounts: list[tuple[str, str]] | None = None
+        self._listing: tuple[NodeInfo, list[NodeInfo], set[int]] | None = None
+        self._sizes: dict[int, int] = {}
+        self._share_types: dict[int, list[int]] = {}
+        self._shares_read: set[int] = set()  # folders (listed) and nodes already asked
 
     @classmethod
     def of(cls, environ: dict[str, Any], drive: Any, principal: Principal) -> OcView:
@@ -168,11 +181,75 @@ class OcView:
         return None
 
     def permissions(self, node: NodeInfo) -> str:
-        mount = node.owner_id != self.principal.user_id and self.is_mount(node)
-        return permissions(node.perms, node.is_dir, mount=mount)
+        shared = not self.is_link and node.owner_id != self.principal.user_id
+        mount = shared and self.is_mount(node)
+        return permissions(node.perms, node.is_dir, mount=mount, shared=shared)
 
-    def value(self, node: NodeInfo, name: str, *, home_root: bool) -> str | None:
-        """The text of one of ``LIVE`` for ``node``, or None for 404."""
+    def listed(self, folder: NodeInfo, members: list[NodeInfo]) -> None:
+        """The folder a PROPFIND Depth 1 lists, and its members: the computed properties of
+        any of them are then read for all of them at once."""
+        self._listing = (folder, members, {m.id for m in members})
+
+    def _in_listing(self, node: NodeInfo) -> tuple[NodeInfo, list[NodeInfo]] | None:
+        listing = self._listing
+        if listing is not None and (node.id == listing[0].id or node.id in listing[2]):
+            return listing[0], listing[1]
+        return None
+
+    def folder_size(self, node: NodeInfo) -> int:
+        """``oc:size`` of a folder: the total bytes below it (one statement per listing)."""
+        size = self._sizes.get(node.id)
+        if size is None:
+            listing = self._in_listing(node)
+            if listing is not None:
+                found = self.drive.properties.tree_sizes(self.principal, *listing)
+            else:
+                found = self.drive.properties.tree_sizes(self.principal, node)
+            self._sizes.update(found)
+            size = self._sizes.setdefault(node.id, 0)
+        return size
+
+    def share_types(self, node: NodeInfo) -> list[int]:
+        """The ``oc:share-types`` of a node: what the caller shared it with (0, 3)."""
+        if self.is_link:
+            return []
+        listing = self._in_listing(node)
+        key = listing[0].id if listing is not None else node.id
+        if key not in self._shares_read:
+            self._shares_read.add(key)
+            if listing is not None:
+                folder, members = listing
+                mine = self.principal.user_id
+                if folder.owner_id == mine or any(m.owner_id == mine for m in members):
+                    self._share_types.update(
+                        self.drive.properties.share_types(self.principal, folder, members=True)
+                    )
+            elif node.owner_id == self.principal.user_id:
+                self._share_types.update(
+                    self.drive.properties.share_types(self.principal, node, members=False)
+                )
+        return self._share_types.get(node.id, [])
+
+    def share_types_inner(self, node: NodeInfo, prefix: str) -> str:
+        """The ``<share-type>`` elements of ``oc:share-types`` as text, the ownCloud namespace
+        written with ``prefix`` (the PROPFIND fast path's templates)."""
+        return "".join(
+            f"<{prefix}:share-type>{kind}</{prefix}:share-type>" for kind in self.share_types(node)
+        )
+
+    def share_types_value(self, node: NodeInfo) -> Any:
+        """``oc:share-types`` for WsgiDAV: an element with one ``<oc:share-type>`` per kind,
+        or "" (written, as before, as an empty element with an end tag)."""
+        kinds = self.share_types(node)
+        if not kinds:
+            return ""
+        element = etree.Element(SHARE_TYPES)
+        for kind in kinds:
+            etree.SubElement(element, SHARE_TYPE).text = str(kind)
+        return element
+
+    def value(self, node: NodeInfo, name: str, *, home_root: bool) -> Any:
+        """The text (or element) of one of ``LIVE`` for ``node``, or None for 404."""
         if name in CONSTANT:
             return CONSTANT[name]
         if name == OC_ID:
@@ -182,7 +259,9 @@ class OcView:
         if name == PERMISSIONS:
             return self.permissions(node)
         if name == SIZE:
-            return None if node.is_dir else str(node.size)
+            return str(self.folder_size(node) if node.is_dir else node.size)
+        if name == SHARE_TYPES:
+            return self.share_types_value(node)
         if name == DATA_FINGERPRINT:
             return "" if home_root and not self.is_link else None
         if name in (OWNER_ID, OWNER_NAME):

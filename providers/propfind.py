@@ -79,7 +79,7 @@ SUPPORTED_LOCK = (
 
 # The slots of a compiled response template (positional ``str.format`` fields).
 HREF, CREATED, LENGTH, CTYPE, MODIFIED, NAME, ETAG, USED, AVAILABLE = range(9)
-OC_ID, FILEID, OC_PERMS, OWNER = range(9, 13)  # per node (oc_props.py)
+OC_ID, FILEID, OC_PERMS, OWNER, TREE_SIZE, SHARE_TYPES = range(9, 15)  # per node (oc_props)
 
 # allprop / propname of a plain resource: ``get_property_names`` (resources.py + WsgiDAV)
 # when no getter answers None, a lock manager is present and there are no dead properties.
@@ -223,6 +223,8 @@ class _Renderer:
         self.type_cache: dict[str, str] = {}
         self.oc_slots = False  # a template has a per-node ownCloud slot
         self.owner_slot = False
+        self.size_slot = False  # a folder's oc:size (computed when asked)
+        self.share_prefix: str | None = None  # oc:share-types asked: its namespace prefix
         self._oc: oc_props.OcView | None = None
 
     @property
@@ -280,7 +282,13 @@ class _Renderer:
             self.oc_slots = True
             return _text_element(ns, local, nsmap, f"{{{slot[name]}}}")
         if name == oc_props.SIZE:
-            return None if is_dir else _text_element(ns, local, nsmap, f"{{{LENGTH}}}")
+            if is_dir:
+                self.size_slot = True
+                return _text_element(ns, local, nsmap, f"{{{TREE_SIZE}}}")
+            return _text_element(ns, local, nsmap, f"{{{LENGTH}}}")
+        if name == oc_props.SHARE_TYPES:
+            self.share_prefix = nsmap[ns]
+            return _text_element(ns, local, nsmap, f"{{{SHARE_TYPES}}}")
         if name in (oc_props.OWNER_ID, oc_props.OWNER_NAME):
             if self.oc.is_link:
                 return None
@@ -337,7 +345,9 @@ class _Renderer:
         """The response of a resource without dead properties or locks (None: render it
         with WsgiDAV's code)."""
         template = self.template(node.is_dir)
-        oc_id = fileid = oc_perms = owner = None
+        oc_id = fileid = oc_perms = owner = tree_size = share_types = None
+        if self.share_prefix is not None:
+            share_types = self.oc.share_types_inner(node, self.share_prefix)
         if self.oc_slots:
             oc_id, fileid = oc_props.oc_id(node.id), node.id
             oc_perms = self.oc.permissions(node)
@@ -363,6 +373,8 @@ class _Renderer:
         if "&" in name or "<" in name or ">" in name or "\r" in name:
             name = _escape(name)
         if node.is_dir:
+            if self.size_slot:
+                tree_size = self.oc.folder_size(node)
             return template.format(
                 href,
                 cdate,
@@ -377,6 +389,8 @@ class _Renderer:
                 fileid,
                 oc_perms,
                 owner,
+                tree_size,
+                share_types,
             )
         raw = node.name
         dot = raw.rfind(".")
@@ -402,6 +416,8 @@ class _Renderer:
             fileid,
             oc_perms,
             owner,
+            None,
+            share_types,
         )
 
     def _lock_roots(self, res: Any, listed: bool) -> tuple[set[str], str]:

@@ -29,6 +29,7 @@ from wsgidav.dav_error import (
 from wsgidav.dav_provider import DAVCollection, DAVNonCollection
 
 from davdrive import errors
+from davdrive.service.checksums import parse_oc_checksum
 from davdrive.service.drive import Upload
 from davdrive.service.paths import check_name
 from davdrive.service.timestamps import parse_mtime
@@ -112,6 +113,16 @@ def _expected_size(environ: dict[str, Any]) -> int | None:
                 raise DAVError(HTTP_BAD_REQUEST, f"invalid {key}")
             return size
     return None
+
+
+def oc_checksum(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """The ``OC-Checksum`` a PUT's body must match (Nextcloud/ownCloud clients), or None;
+    400 for a malformed value of a supported type."""
+    header = environ.get("HTTP_OC_CHECKSUM")
+    if not header:
+        return None
+    with dav_errors():
+        return parse_oc_checksum(str(header))
 
 
 _NO_PROPS: dict[str, bytes] = {}
@@ -387,8 +398,10 @@ class FileResource(_NodeMixin, DAVNonCollection):
             return self.drive.open_reader(self.principal, self.dpath)
 
     def begin_write(self, *, content_type: str | None = None) -> _BodyWriter:
-        """Open an upload; If-Match / If-None-Match become a compare-and-swap at commit."""
+        """Open an upload; If-Match / If-None-Match become a compare-and-swap at commit, an
+        ``OC-Checksum`` a check of the body before it."""
         env = self.environ
+        checksum = oc_checksum(env)
         with dav_errors():
             self._upload = self.drive.begin_upload(
                 self.principal,
@@ -396,6 +409,7 @@ class FileResource(_NodeMixin, DAVNonCollection):
                 expected_etag=_single_etag(env.get("HTTP_IF_MATCH")),
                 create_only=str(env.get("HTTP_IF_NONE_MATCH", "")).strip() == "*",
                 declared_size=_expected_size(env),
+                checksum=checksum,
             )
         self._writer = _BodyWriter(self._upload)
         return self._writer
@@ -449,6 +463,8 @@ class FolderResource(_NodeMixin, DAVCollection):
                 for n in (self.node, *self._members):
                     if n.id not in props:
                         props[n.id] = found.get(n.id, _NO_PROPS)
+                # computed oc: properties (folder sizes, share types) read for all at once
+                self.oc_view().listed(self.node, self._members)
         return self._members
 
     def get_member_names(self) -> list[str]:

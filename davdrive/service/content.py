@@ -38,6 +38,7 @@ from davdrive.metadata.upsert import upsert_blocks, upsert_inline
 from davdrive.metrics import count_blocks
 from davdrive.service import versions as history
 from davdrive.service.access import Perm, Target
+from davdrive.service.checksums import ContentChecksum
 from davdrive.service.core import IN_BATCH, LOST, AccountWrite, DriveCore
 from davdrive.service.locks import check_write, lock_roots
 from davdrive.service.lookup import (
@@ -146,6 +147,8 @@ class Upload:
 
     ``write`` streams into the block pipeline (bounded memory); it raises ``FileTooLarge`` or
     ``QuotaExceeded`` as soon as the bytes received pass the limits known at ``begin_upload``.
+    ``checksum``: ``(type, hex)`` the body must match (``service.checksums``), checked by
+    ``commit`` before anything is committed.
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class Upload:
         create_only: bool,
         max_bytes: int,
         quota_headroom: int,
+        checksum: tuple[str, str] | None = None,
     ) -> None:
         self._content = content
         self._p = p
@@ -171,6 +175,8 @@ class Upload:
         self.received = 0
         self.created = False  # after ``commit``: whether the file was new
         self._done = False
+        self._expected_sum = checksum[1] if checksum is not None else None
+        self._sum = ContentChecksum(checksum[0]) if checksum is not None else None
         core = content.core
         self._ingest = core.store.ingest(
             core.account_keys(owner_id), known=lambda h: core.has_block(owner_id, h)
@@ -192,6 +198,8 @@ class Upload:
         except BaseException:
             self.abort()
             raise
+        if self._sum is not None:
+            self._sum.update(data)
 
     def commit(self, *, mtime: float | None = None, expected_size: int | None = None) -> NodeInfo:
         """Make the new version current in one transaction.
@@ -199,8 +207,9 @@ class Upload:
         Raises ``IncompleteUpload`` when ``expected_size`` differs from the bytes received,
         ``PreconditionFailed`` when the head moved away from ``expected_etag`` (compare-and-swap
         inside the transaction), ``ParentNotFound`` if the folder vanished meanwhile,
-        ``QuotaExceeded`` (atomic check), ``Conflict`` if a folder now stands at the path.
-        The blocks of an upload that does not commit are reclaimed at once.
+        ``QuotaExceeded`` (atomic check), ``Conflict`` if a folder now stands at the path,
+        ``ChecksumMismatch`` when the body does not match the ``checksum`` given at
+        ``begin_upload``. The blocks of an upload that does not commit are reclaimed at once.
         """
         if self._done:
             raise BadRequest("upload already finished")
@@ -209,6 +218,12 @@ class Upload:
             raise IncompleteUpload(
                 f"received {self.received} of {expected_size} bytes; nothing was saved"
             )
+        if self._sum is not None and self._expected_sum is not None:
+            try:
+                self._sum.verify(self._expected_sum)
+            except BaseException:
+                self.abort()
+                raise
         try:
             result = self._ingest.finish()
         except BaseException:
@@ -253,6 +268,7 @@ class Content:
         expected_etag: str | None = None,
         create_only: bool = False,
         declared_size: int | None = None,
+        checksum: tuple[str, str] | None = None,
     ) -> Upload:
         """Check the parent, permission, size and quota up front (before the body), then stream.
         A body declared no larger than ``PRECHECK_MIN`` skips the checks before it: the commit
@@ -260,7 +276,11 @@ class Content:
 
         ``expected_etag``: the write must replace exactly that version (If-Match / base_rev);
         ``"*"`` means "must exist". ``create_only``: fail if the path exists (If-None-Match: *).
+        ``checksum``: ``(type, hex)`` of the whole body (``checksums.parse_oc_checksum``); a
+        body that does not match is refused at commit (``ChecksumMismatch``), nothing stored.
         """
+        if checksum is not None:
+            ContentChecksum(checksum[0])  # BadRequest for an unsupported type, before the body
         parent_and_name(path)  # BadRequest for the root
         t = self.core.target(p, path, Perm.NONE)
         if not t.perms & (Perm.WRITE | Perm.CREATE):
@@ -290,6 +310,7 @@ class Content:
             create_only=create_only,
             max_bytes=self.core.max_file_size,
             quota_headroom=max(headroom, 0),
+            checksum=checksum,
         )
 
     def check_upload(

@@ -1,10 +1,14 @@
-"""WebDAV dead properties, keyed by node id (a MOVE needs no property work)."""
+"""WebDAV dead properties, keyed by node id (a MOVE needs no property work), and the facts
+behind two computed ones the Nextcloud clients ask for: a folder's total size and the kinds of
+share made on a node (``tree_sizes``, ``share_types``)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import bindparam, delete, func, literal, or_, select, union_all
 
 from davdrive.errors import (
     NotFound,
@@ -12,12 +16,16 @@ from davdrive.errors import (
 )
 from davdrive.metadata.schema import (
     DeadProperty,
+    FileVersion,
+    Link,
     Node,
+    Share,
 )
 from davdrive.service.access import Grant, Perm
 from davdrive.service.core import IN_BATCH, DriveCore
 from davdrive.service.paths import join
 from davdrive.service.types import (
+    NodeInfo,
     Principal,
 )
 
@@ -26,6 +34,57 @@ _PROPS_OF = (
     .join(Node, Node.id == DeadProperty.node_id)
     .where(DeadProperty.node_id.in_(bindparam("ids", expanding=True)))
 )
+
+
+def _tree_sizes_query() -> Any:
+    """Seed folders (the live member folders of ``:fid``, and the ids ``:ids``) → the total
+    size of the current versions of the live files below each, in one recursive statement
+    (walking the live-name index ``(parent_id, name) WHERE trashed_at IS NULL``)."""
+    n = Node.__table__
+    seed = select(
+        n.c.id.label("top"), n.c.id.label("id"), n.c.is_dir, n.c.current_version_id
+    ).where(
+        n.c.is_dir.is_(True),
+        n.c.trashed_at.is_(None),
+        or_(n.c.parent_id == bindparam("fid"), n.c.id.in_(bindparam("ids", expanding=True))),
+    )
+    sub = seed.cte("sub", recursive=True)
+    below = n.alias("below")
+    sub = sub.union_all(
+        select(sub.c.top, below.c.id, below.c.is_dir, below.c.current_version_id).where(
+            below.c.parent_id == sub.c.id, below.c.trashed_at.is_(None), sub.c.is_dir.is_(True)
+        )
+    )
+    v = FileVersion.__table__
+    return (
+        select(sub.c.top, func.coalesce(func.sum(v.c.size), 0))
+        .select_from(sub.outerjoin(v, v.c.id == sub.c.current_version_id))
+        .group_by(sub.c.top)
+    )
+
+
+_TREE_SIZES = _tree_sizes_query()
+
+
+def _share_types_query() -> Any:
+    """``(node id, Nextcloud share type)`` of the live shares (0) and links (3) the account
+    ``:uid`` made on the node ``:nid`` or on a live member of the folder ``:fid``."""
+    members = select(Node.id).where(Node.parent_id == bindparam("fid"), Node.trashed_at.is_(None))
+    users = select(Share.node_id, literal(0).label("type")).where(
+        Share.owner_id == bindparam("uid"),
+        or_(Share.node_id == bindparam("nid"), Share.node_id.in_(members)),
+    )
+    links = select(Link.node_id, literal(3).label("type")).where(
+        Link.owner_id == bindparam("uid"),
+        Link.revoked_at.is_(None),
+        or_(Link.max_uses.is_(None), Link.uses < Link.max_uses),
+        or_(Link.expires_at.is_(None), Link.expires_at > bindparam("now")),
+        or_(Link.node_id == bindparam("nid"), Link.node_id.in_(members)),
+    )
+    return union_all(users, links)
+
+
+_SHARE_TYPES = _share_types_query()
 
 
 class Properties:
@@ -105,3 +164,47 @@ class Properties:
             )
             if value is not None:
                 s.add(DeadProperty(node_id=node_id, name=name, value=bytes(value)))
+
+    def tree_sizes(
+        self, p: Principal, folder: NodeInfo, members: Sequence[NodeInfo] | None = None
+    ) -> dict[int, int]:
+        """Total bytes of the current versions of the live files below folders, in one
+        statement: node id → size for ``folder`` and, with ``members`` (its listing), for each
+        member folder. ``folder`` and ``members`` are snapshots this service gave ``p``
+        (``list_dir``, ``stat``), so ``p`` may read them; a mounted share counts whole."""
+        if not folder.is_dir or not folder.perms & Perm.READ:
+            return {}
+        if members is None:
+            params: dict[str, Any] = {"fid": None, "ids": [folder.id]}
+        else:
+            # members of the folder's own tree by parent; mount points (another tree) by id
+            extra = [m.id for m in members if m.is_dir and m.parent_id != folder.id]
+            params = {"fid": folder.id, "ids": extra}
+        with self.core.db.read_conn(snapshot=False) as conn:
+            sizes = {int(top): int(size) for top, size in conn.execute(_TREE_SIZES, params)}
+        if members is not None:
+            for m in members:
+                if m.is_dir:
+                    sizes.setdefault(m.id, 0)
+            sizes[folder.id] = sum(sizes[m.id] if m.is_dir else m.size for m in members)
+        else:
+            sizes.setdefault(folder.id, 0)
+        return sizes
+
+    def share_types(self, p: Principal, node: NodeInfo, *, members: bool) -> dict[int, list[int]]:
+        """Nextcloud's ``share-types`` of what ``p`` shared: node id → sorted types (0: a user
+        share, 3: a link) of the live shares and links ``p`` made on ``node`` and, with
+        ``members``, on its live members; one statement (none for a link's holder)."""
+        if p.link is not None:
+            return {}
+        params = {
+            "uid": p.user_id,
+            "nid": node.id,
+            "fid": node.id if members and node.is_dir else None,
+            "now": time.time(),
+        }
+        out: dict[int, set[int]] = {}
+        with self.core.db.read_conn(snapshot=False) as conn:
+            for node_id, kind in conn.execute(_SHARE_TYPES, params):
+                out.setdefault(int(node_id), set()).add(int(kind))
+        return {nid: sorted(kinds) for nid, kinds in out.items()}

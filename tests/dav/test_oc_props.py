@@ -138,7 +138,7 @@ def test_owner_sees_every_property(srv, home: str) -> None:
     assert _ok(f, f"{OC}permissions") == "RGDNVW"
     assert _ok(d, f"{OC}permissions") == "RGDNVCK"
     assert _ok(f, f"{OC}size") == "5"
-    _missing(d, f"{OC}size")  # no tree size yet
+    assert _ok(d, f"{OC}size") == "0"  # the total below it (tests/dav/test_oc_props_more.py)
     assert _ok(f, "{DAV:}getcontentlength") == "5"
     assert _ok(d, "{DAV:}getcontentlength") == "0"  # named: a number for Android
     for props in (f, d):
@@ -209,8 +209,8 @@ def test_id_survives_move_and_proppatch_is_refused(srv) -> None:
 
 
 def test_a_read_only_share(srv) -> None:
-    """bob's mount point /x: S, and D N V (he may rename, move or decline it); inside it only
-    G. The owner is named (bob knows who shared it)."""
+    """bob's mount point /x: S, and D N V (he may rename, move or decline it); inside it S
+    (shared, as Nextcloud) and G. The owner is named (bob knows who shared it)."""
     x = srv.drive.stat(srv.alice, "/x")
     home = _props(_propfind(srv, "/dav/bob/", login="bob"))
     mount = home["/dav/bob/x/"]
@@ -222,8 +222,8 @@ def test_a_read_only_share(srv) -> None:
     alone = _props(_propfind(srv, "/remote.php/dav/files/bob/x/", login="bob", depth="0"))
     assert _ok(alone["/remote.php/dav/files/bob/x/"], f"{OC}permissions") == "SGDNV"
     inside = _props(_propfind(srv, "/remote.php/webdav/x/", login="bob"))
-    assert _ok(inside["/remote.php/webdav/x/x.txt"], f"{OC}permissions") == "G"
-    assert _ok(inside["/remote.php/webdav/x/inner/"], f"{OC}permissions") == "G"
+    assert _ok(inside["/remote.php/webdav/x/x.txt"], f"{OC}permissions") == "SG"
+    assert _ok(inside["/remote.php/webdav/x/inner/"], f"{OC}permissions") == "SG"
     assert _ok(inside["/remote.php/webdav/x/x.txt"], f"{OC}owner-id") == "alice"
     _missing(inside["/remote.php/webdav/x/"], f"{OC}data-fingerprint")
     # alice, the owner, still has every right on the same nodes
@@ -237,8 +237,8 @@ def test_a_writable_share(srv) -> None:
     assert share.mount_path == "/docs"
     listing = _props(_propfind(srv, "/dav/bob/docs/", login="bob"))
     assert _ok(listing["/dav/bob/docs/"], f"{OC}permissions") == "SGDNVCK"
-    assert _ok(listing["/dav/bob/docs/a.txt"], f"{OC}permissions") == "GDNVW"
-    assert _ok(listing["/dav/bob/docs/sub/"], f"{OC}permissions") == "GDNVCK"
+    assert _ok(listing["/dav/bob/docs/a.txt"], f"{OC}permissions") == "SGDNVW"
+    assert _ok(listing["/dav/bob/docs/sub/"], f"{OC}permissions") == "SGDNVCK"
 
 
 @pytest.mark.parametrize(("kind", "file_perms"), [("view", "G"), ("edit", "GDNVW")])
