@@ -49,6 +49,9 @@ class Config:
     log_level: str = "INFO"
     access_log: str = "-"  # one line per request: "-" stdout, a file path, or "off"
     journal_retention_days: float = 90.0  # older changes are pruned; older cursors get 410
+    # Seconds the final MOVE of a chunked upload waits for the assembly before it answers 202
+    # with OC-JobStatus-Location (the client polls; a reverse proxy's timeout never hits)
+    assembly_wait: float = 20.0
     upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
     # GET /metrics (Prometheus): "off" (404), "public" (no authentication: scrape on a
     # private network), "admin" (Basic of an admin account)

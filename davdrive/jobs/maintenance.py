@@ -1,5 +1,5 @@
-"""Routine upkeep on a schedule: expire stale resumable uploads (reclaiming their staged
-blocks), purge expired WebDAV locks, and prune the change journal past its retention.
+"""Routine upkeep on a schedule: expire stale resumable and chunked uploads (reclaiming their
+staged blocks), purge expired WebDAV locks, and prune the change journal past its retention.
 
 Each task is idempotent and safe to run in several server processes at once (they delete rows
 by condition), so scale-out needs no lease for them yet. APScheduler runs them on its own
@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from davdrive import metrics
 from davdrive.service.changes import Changes
+from davdrive.service.chunked_uploads import ChunkedUploads
 from davdrive.service.locks import LockRepo
 from davdrive.service.uploads import ResumableUploads
 
@@ -31,7 +32,7 @@ DAY = 24 * 3600.0
 
 @dataclass(frozen=True)
 class UpkeepReport:
-    uploads_expired: int
+    uploads_expired: int  # resumable (tus) and chunked (Nextcloud) uploads
     locks_purged: int
     changes_pruned: int
 
@@ -40,7 +41,8 @@ def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
     """One pass of every upkeep task; returns what each removed."""
     now = time.time() if now is None else now
     report = UpkeepReport(
-        uploads_expired=ResumableUploads(app.drive).expire(now),
+        uploads_expired=ResumableUploads(app.drive).expire(now)
+        + ChunkedUploads(app.drive).expire(now),
         locks_purged=LockRepo(app.db).cleanup(now),
         changes_pruned=Changes(app.drive).prune(
             older_than=app.config.journal_retention_days * DAY, now=now

@@ -275,6 +275,76 @@ class Link(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
+class ChunkedUpload(Base):
+    """A Nextcloud chunked upload (v2): a folder of numbered parts the client fills, then
+    MOVEs as ``.file`` onto its destination. Parts are stored as sealed blocks on arrival
+    (listed in ``chunked_block``); nothing is visible to readers until the MOVE commits."""
+
+    __tablename__ = "chunked_upload"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))  # the folder name the client chose
+    # The account whose keys seal the parts: the uploader's, or the owner of the share that
+    # MKCOL's Destination points into. A MOVE elsewhere re-seals once.
+    owner_id: Mapped[int] = mapped_column(BigInteger)
+    destination: Mapped[str | None] = mapped_column(Text, nullable=True)
+    total_length: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ChunkedPart(Base):
+    """One part of a chunked upload; parts assemble ordered by ``sort_key`` (the number the
+    part's name starts with), then by name."""
+
+    __tablename__ = "chunked_part"
+
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("chunked_upload.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sort_key: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ChunkedBlock(Base):
+    """The blocks of one part, in stream order (``offset`` within the part)."""
+
+    __tablename__ = "chunked_block"
+
+    upload_id: Mapped[str] = mapped_column(
+        ForeignKey("chunked_upload.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(128), index=True)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    new: Mapped[bool] = mapped_column(Boolean)
+
+
+class ChunkedJob(Base):
+    """The outcome of an assembly that outlived its MOVE: the client polls it at
+    ``OC-JobStatus-Location`` (``started``, then ``finished`` or ``error``)."""
+
+    __tablename__ = "chunked_job"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    node_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    etag: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    error_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class UploadSession(Base):
     """A resumable (tus) upload: durable across disconnects and restarts until it completes.
 

@@ -11,9 +11,12 @@ Routes on the UTF-8 path (cheroot hands ``PATH_INFO`` over as latin-1, PEP 3333)
   ``davdrive.api.app.make_api_app`` when it exists, else a JSON 404);
 - ``/status.php``, ``/ocs/...``, ``/index.php`` and ``/index.php/...`` → the Nextcloud/ownCloud
   facade, ``davdrive.nextcloud.app.make_nextcloud_app(app)``;
-- ``/remote.php`` and ``/remote.php/...`` → ``providers.nextcloud_dav.make_nextcloud_dav_app(app)``
-  (the clients' WebDAV). Both are built once, guarded: missing or failing, they answer 503 and
-  the server runs on. Doubled slashes (``/remote.php//webdav``) route as single ones;
+- ``/remote.php/dav/uploads[/...]`` and ``/remote.php/dav/job-status/...`` →
+  ``providers.nextcloud_uploads.make_nextcloud_uploads_app`` (chunked upload v2; also
+  ``PATCH`` anywhere under ``/remote.php``: Nextcloud's checksum update); other
+  ``/remote.php[/...]`` paths → ``providers.nextcloud_dav.make_nextcloud_dav_app(app)`` (the
+  clients' WebDAV). All are built once, guarded: missing or failing, they answer 503 and the
+  server runs on. Doubled slashes (``/remote.php//webdav``) route as single ones;
 - ``OPTIONS`` on any other path (Windows probes ``/``) → 200 with the DAV headers;
 - anything else → 404.
 
@@ -50,6 +53,8 @@ log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _SLASHES = re.compile(r"/{2,}")
+UPLOADS = "/remote.php/dav/uploads"
+JOB_STATUS = "/remote.php/dav/job-status"
 DAV_ALLOW = "OPTIONS, GET, HEAD, PUT, DELETE, PROPFIND, PROPPATCH, MKCOL, COPY, MOVE, LOCK, UNLOCK"
 
 
@@ -111,6 +116,15 @@ def _nextcloud_dav_factory(app: App) -> WSGIApp | None:
     return _door(app, "providers.nextcloud_dav", "make_nextcloud_dav_app", "/remote.php WebDAV")
 
 
+def _nextcloud_uploads_factory(app: App) -> WSGIApp | None:
+    return _door(
+        app,
+        "providers.nextcloud_uploads",
+        "make_nextcloud_uploads_app",
+        "chunked uploads (/remote.php/dav/uploads)",
+    )
+
+
 def is_nextcloud(path: str) -> bool:
     """Whether ``path`` (doubled slashes squeezed) belongs to the Nextcloud facade."""
     return (
@@ -124,6 +138,12 @@ def is_nextcloud(path: str) -> bool:
 def is_remote_php(path: str) -> bool:
     """Whether ``path`` (doubled slashes squeezed) is the clients' WebDAV."""
     return path == "/remote.php" or path.startswith("/remote.php/")
+
+
+def is_chunked_upload(path: str) -> bool:
+    """Whether ``path`` (doubled slashes squeezed) is the clients' chunked-upload area (or the
+    status of an assembly job)."""
+    return any(path == root or path.startswith(root + "/") for root in (UPLOADS, JOB_STATUS))
 
 
 def is_link_dav(path: str) -> bool:
@@ -164,6 +184,7 @@ class Dispatcher:
         link_dav: WSGIApp | None = None,
         nextcloud: WSGIApp | None = None,
         nextcloud_dav: WSGIApp | None = None,
+        nextcloud_uploads: WSGIApp | None = None,
     ) -> None:
         self.app = app
         self.dav = dav if dav is not None else _dav_factory(app)
@@ -172,6 +193,9 @@ class Dispatcher:
         self.nextcloud = nextcloud if nextcloud is not None else _nextcloud_factory(app)
         self.nextcloud_dav = (
             nextcloud_dav if nextcloud_dav is not None else _nextcloud_dav_factory(app)
+        )
+        self.nextcloud_uploads = (
+            nextcloud_uploads if nextcloud_uploads is not None else _nextcloud_uploads_factory(app)
         )
         if api is None and api_factory is not None:
             api = api_factory(app)
@@ -236,6 +260,8 @@ class Dispatcher:
         if is_nextcloud(squeezed) or is_remote_php(squeezed):
             dav = is_remote_php(squeezed)
             sub = self.nextcloud_dav if dav else self.nextcloud
+            if is_chunked_upload(squeezed) or (dav and method == "PATCH"):
+                sub = self.nextcloud_uploads  # WsgiDAV knows no PATCH (checksum updates)
             if sub is None:
                 what = b"Nextcloud WebDAV is" if dav else b"the Nextcloud facade is"
                 return _respond(

@@ -6,6 +6,8 @@ delete, and a local rename sent as MOVE with the file id kept."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -196,3 +198,73 @@ def test_owncloudcmd_uploads_and_downloads_the_same_tree(nc, tmp_path: Path) -> 
     assert (other / "sub dir" / "remote.txt").read_bytes() == b"from the server"
     sync(local)
     assert (local / "sub dir" / "remote.txt").read_bytes() == b"from the server"
+
+
+def _uploads(log: str, method: str) -> list[str]:
+    """The chunked-upload requests of ``method`` the client sent."""
+    return re.findall(rf'"{method}" "http[^"]*?(/remote\.php/dav/uploads/alice/[^"]*)"', log)
+
+
+@pytest.mark.slow
+def test_big_files_go_up_in_chunks(nc, tmp_path: Path) -> None:
+    """A 25 MB file (and its edit) goes through chunked upload v2 and arrives byte-exact;
+    owncloudcmd (offset-named chunks) too."""
+    local = tmp_path / "local"
+    (local / "Vidéos").mkdir(parents=True)
+    big = local / "Vidéos" / "grand fichier ✓.bin"
+    data = os.urandom(25 * 1000 * 1000)
+    big.write_bytes(data)
+    log = _sync(nc, local)
+    assert _uploads(log, "MKCOL") and _uploads(log, "MOVE"), "no chunked upload"
+    chunks = re.findall(r'PUT of "http[^"]*?/remote\.php/dav/uploads/alice/\d+/(\d+)"', log)
+    assert len(chunks) >= 2, "not sent in chunks"
+    url = "Vid%C3%A9os/grand%20fichier%20%E2%9C%93.bin"
+    assert hashlib.sha256(_dav(nc, "GET", url).content).digest() == hashlib.sha256(data).digest()
+
+    # an edit goes up in chunks again and replaces the file (the MOVE carries If: its ETag)
+    edited = data[:1000] + b"edited" + data[1006:] + os.urandom(1000)
+    big.write_bytes(edited)
+    log = _sync(nc, local)
+    assert _uploads(log, "MOVE")
+    assert _dav(nc, "GET", url).content == edited
+    listed = _dav(nc, "PROPFIND", "", headers={"Depth": "1"}, data=ID_PROP)
+    assert listed.status_code == 207
+
+    # owncloudcmd names its chunks by byte offset; a second machine gets the same bytes
+    client = require_tool("owncloudcmd")
+    exclude = tmp_path / "exclude.lst"
+    exclude.write_text("")
+    oc_local = tmp_path / "oc"
+    oc_local.mkdir()
+    oc_data = os.urandom(12 * 1000 * 1000)
+    (oc_local / "oc big.bin").write_bytes(oc_data)
+    proc = subprocess.run(
+        [client, "--non-interactive", "--exclude", str(exclude), "-u", "alice", "-p", PASSWORD]
+        + [str(oc_local), nc.url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert _uploads(proc.stdout + proc.stderr, "MKCOL"), "owncloudcmd did not send chunks"
+    assert _dav(nc, "GET", "oc%20big.bin").content == oc_data
+    assert (oc_local / "Vidéos" / "grand fichier ✓.bin").read_bytes() == edited
+
+
+@pytest.mark.slow
+def test_a_slow_assembly_is_polled_by_the_client(live_server_factory, tmp_path: Path) -> None:
+    """When the assembly outlives the MOVE (here: always), the server answers 202 with
+    OC-JobStatus-Location and nextcloudcmd polls it until the file is there."""
+    cfg = tmp_path / "slow.yaml"
+    cfg.write_text("assembly_wait: 0\n")
+    srv = live_server_factory(users={"alice": PASSWORD}, extra_args=("--config", str(cfg)))
+    local = tmp_path / "local"
+    local.mkdir()
+    data = os.urandom(15 * 1000 * 1000)
+    (local / "polled.bin").write_bytes(data)
+    log = _sync(srv, local)
+    assert "OCC::PollJob created" in log and "/remote.php/dav/job-status/alice/" in log
+    assert _dav(srv, "GET", "polled.bin").content == data
+    quiet = _sync(srv, local)  # the client recorded the id and ETag the job reported
+    assert "polled.bin" not in "".join(_downloads(quiet))
+    assert not _uploads(quiet, "MKCOL"), "the file was sent again"
