@@ -22,9 +22,11 @@ WsgiDAV and litmus know them); ``oc:favorite`` and other names stay dead propert
 * ``oc:share-types``: ``<oc:share-type>`` 0 (a user share) and/or 3 (a live link) the caller
   made on the node; one statement per listed folder (``Properties.share_types``), none for a
   link's holder or a listing with none of the caller's own nodes.
-* ``oc:checksums``: not served (404: davdrive verifies an upload's ``OC-Checksum`` but keeps
-  only its own content hash); ``oc:data-fingerprint``: empty, on the home root only;
-  ``nc:has-preview``: "false"; ``oc:downloadURL``: empty.
+* ``oc:checksums``: a file's ``<oc:checksum>SHA256:<hex></oc:checksum>``, the SHA-256 of its
+  current version that davdrive keeps anyway (the desktop client checks downloads against it
+  and skips conflict copies of identical content); a folder: 404.
+* ``oc:data-fingerprint``: empty, on the home root only; ``nc:has-preview``: "false";
+  ``oc:downloadURL``: empty.
 * ``oc:owner-id``, ``oc:owner-display-name``: the owner's login; never through a share link
   (404): a link must not reveal its owner.
 """
@@ -76,9 +78,9 @@ LIVE = frozenset(
     }
 )
 SHARE_TYPE = f"{{{OC_NS}}}share-type"
+CHECKSUM = f"{{{OC_NS}}}checksum"
 # The same value for every resource of a request (None: 404).
 CONSTANT: dict[str, str | None] = {
-    CHECKSUMS: None,
     DOWNLOAD_URL: "",
     HAS_PREVIEW: "false",
 }
@@ -88,6 +90,13 @@ def written_headers(node: NodeInfo) -> list[tuple[str, str]]:
     """What Nextcloud answers a PUT with besides the ETag: ``OC-ETag`` and ``OC-FileId`` (the
     client records the file's id and version without another PROPFIND)."""
     return [("OC-ETag", f'"{node.etag}"'), ("OC-FileId", oc_id(node.id))]
+
+
+def checksum_text(node: NodeInfo) -> str | None:
+    """The ``oc:checksum`` text of a file (``SHA256:<hex>``), None for a folder."""
+    if node.is_dir or not node.content_hash:
+        return None
+    return f"SHA256:{node.content_hash}"
 
 
 def oc_id(node_id: int) -> str:
@@ -262,6 +271,13 @@ class OcView:
             return str(self.folder_size(node) if node.is_dir else node.size)
         if name == SHARE_TYPES:
             return self.share_types_value(node)
+        if name == CHECKSUMS:
+            text = checksum_text(node)
+            if text is None:
+                return None
+            element = etree.Element(CHECKSUMS)
+            etree.SubElement(element, CHECKSUM).text = text
+            return element
         if name == DATA_FINGERPRINT:
             return "" if home_root and not self.is_link else None
         if name in (OWNER_ID, OWNER_NAME):
@@ -275,6 +291,7 @@ __all__ = [
     "NC_NS",
     "OC_NS",
     "OcView",
+    "checksum_text",
     "oc_id",
     "permissions",
 ]

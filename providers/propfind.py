@@ -79,7 +79,7 @@ SUPPORTED_LOCK = (
 
 # The slots of a compiled response template (positional ``str.format`` fields).
 HREF, CREATED, LENGTH, CTYPE, MODIFIED, NAME, ETAG, USED, AVAILABLE = range(9)
-OC_ID, FILEID, OC_PERMS, OWNER, TREE_SIZE, SHARE_TYPES = range(9, 15)  # per node (oc_props)
+OC_ID, FILEID, OC_PERMS, OWNER, TREE_SIZE, SHARE_TYPES, CHECKSUM = range(9, 16)  # oc_props
 
 # allprop / propname of a plain resource: ``get_property_names`` (resources.py + WsgiDAV)
 # when no getter answers None, a lock manager is present and there are no dead properties.
@@ -289,6 +289,11 @@ class _Renderer:
         if name == oc_props.SHARE_TYPES:
             self.share_prefix = nsmap[ns]
             return _text_element(ns, local, nsmap, f"{{{SHARE_TYPES}}}")
+        if name == oc_props.CHECKSUMS:
+            if is_dir:
+                return None
+            inner = _text_element(ns, "checksum", nsmap, f"{{{CHECKSUM}}}")
+            return _text_element(ns, local, nsmap, inner)
         if name in (oc_props.OWNER_ID, oc_props.OWNER_NAME):
             if self.oc.is_link:
                 return None
@@ -418,6 +423,7 @@ class _Renderer:
             owner,
             None,
             share_types,
+            oc_props.checksum_text(node),
         )
 
     def _lock_roots(self, res: Any, listed: bool) -> tuple[set[str], str]:

@@ -141,9 +141,11 @@ def test_owner_sees_every_property(srv, home: str) -> None:
     assert _ok(d, f"{OC}size") == "0"  # the total below it (tests/dav/test_oc_props_more.py)
     assert _ok(f, "{DAV:}getcontentlength") == "5"
     assert _ok(d, "{DAV:}getcontentlength") == "0"  # named: a number for Android
+    # the SHA-256 davdrive keeps: the client checks downloads against it
+    assert f"SHA256:{a_txt.content_hash}</" in _ok(f, f"{OC}checksums")
+    _missing(d, f"{OC}checksums")
     for props in (f, d):
         assert _ok(props, f"{OC}share-types") == ""
-        _missing(props, f"{OC}checksums")
         _missing(props, f"{OC}data-fingerprint")  # the home root only
         assert _ok(props, f"{NC}has-preview") == "false"
         assert _ok(props, f"{OC}downloadURL") == ""
