@@ -31,7 +31,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -495,6 +495,16 @@ class ChunkedUploads:
             return str(running.sha256.hexdigest())
         sha = hashlib.sha256()
         check = ContentChecksum(checksum[0]) if checksum is not None else None
+        for piece in self._read_back(owner, blocks, length):
+            sha.update(piece)
+            if check is not None:
+                check.update(piece)
+        if check is not None and checksum is not None:
+            self._verify(upload_id, owner, check.kind, check.hexdigest(), checksum[1])
+        return sha.hexdigest()
+
+    def _read_back(self, owner: int, blocks: list[BlockRef], length: int) -> Iterator[bytes]:
+        """The staged content, in pieces of 4 MiB (bounded memory)."""
         reader = self.drive.store.open_reader(
             self.drive.core.account_keys(owner),
             [(b.hash, b.object_key, b.offset, b.size) for b in blocks],
@@ -502,14 +512,9 @@ class ChunkedUploads:
         )
         try:
             while piece := reader.read(4 << 20):
-                sha.update(piece)
-                if check is not None:
-                    check.update(piece)
+                yield piece
         finally:
             reader.close()
-        if check is not None and checksum is not None:
-            self._verify(upload_id, owner, check.kind, check.hexdigest(), checksum[1])
-        return sha.hexdigest()
 
     def _verify(self, upload_id: str, owner: int, kind: str, actual: str, expected: str) -> None:
         """Discard the upload when its content does not match the client's checksum."""
@@ -549,19 +554,12 @@ class ChunkedUploads:
             declared_size=length,
             checksum=checksum,
         )
-        reader = self.drive.store.open_reader(
-            self.drive.core.account_keys(owner),
-            [(b.hash, b.object_key, b.offset, b.size) for b in blocks],
-            length,
-        )
         try:
-            while piece := reader.read(4 << 20):
+            for piece in self._read_back(owner, blocks, length):
                 upload.write(piece)
         except BaseException:
             upload.abort()
             raise
-        finally:
-            reader.close()
         info = upload.commit(mtime=mtime, expected_size=length)
         with contextlib.suppress(NotFound):
             self.cancel(p, name)

@@ -42,6 +42,16 @@ def message(resp: requests.Response) -> str:
     return found.group(1)
 
 
+def poll(srv: LiveServer, location: str) -> dict:
+    """The job's status once it is no longer "started" (as the desktop client polls)."""
+    for _ in range(100):
+        status = call(srv, "GET", location).json()
+        if status["status"] != "started":
+            return status
+        time.sleep(0.1)
+    raise AssertionError(f"{location} still started")
+
+
 def upload(srv: LiveServer, folder: str, parts: list[tuple[str, bytes]], **mkcol) -> None:
     assert call(srv, "MKCOL", f"{ROOT}/{folder}", **mkcol).status_code == 201
     for name, data in parts:
@@ -248,11 +258,7 @@ def test_a_slow_assembly_answers_202_and_the_client_polls(live_server_factory, t
     assert moved.status_code == 202
     location = moved.headers["OC-JobStatus-Location"]
     assert location.startswith("/remote.php/dav/job-status/alice/")
-    for _ in range(100):
-        status = call(srv, "GET", location).json()
-        if status["status"] != "started":
-            break
-        time.sleep(0.1)
+    status = poll(srv, location)
     assert status["status"] == "finished", status
     got = requests.get(file_url(srv, "slow.bin"), auth=srv.auth("alice"), timeout=30)
     assert got.content == data
@@ -271,10 +277,6 @@ def test_a_slow_assembly_answers_202_and_the_client_polls(live_server_factory, t
             "User-Agent": NEXTCLOUD_UA,
         },
     )
-    for _ in range(100):
-        status = call(srv, "GET", moved.headers["OC-JobStatus-Location"]).json()
-        if status["status"] != "started":
-            break
-        time.sleep(0.1)
+    status = poll(srv, moved.headers["OC-JobStatus-Location"])
     assert status["status"] == "error" and status["errorCode"] == 400, status
     assert "checksum" in status["errorMessage"].lower()
