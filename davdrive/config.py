@@ -56,6 +56,8 @@ class Config:
     # GET /metrics (Prometheus): "off" (404), "public" (no authentication: scrape on a
     # private network), "admin" (Basic of an admin account)
     metrics: str = "off"
+    # Minutes a web app session may go unused before it ends (sign in again): a working day
+    session_idle_minutes: float = 480.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -182,6 +184,9 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     if "metrics" in values:
         values["metrics"] = _metrics_mode(values["metrics"])
     _check_connection_limits(values)
+    idle = values.get("session_idle_minutes", 1.0)
+    if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < 10**7:
+        raise ValueError(f"session_idle_minutes must be a positive number, not {idle!r}")
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
     if os.environ.get("DAVDRIVE_DATABASE_URL") and "database_url" not in values:

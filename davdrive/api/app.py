@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from davdrive import errors
 from davdrive.api.errors import drive_error_response, error_response
+from davdrive.api.session import COOKIE, cookie_principal
 from davdrive.service.auth import principal_from_header
 from davdrive.service.types import Principal
 
@@ -16,17 +17,34 @@ if TYPE_CHECKING:
     from davdrive.app import App
 
 PREFIX = "/api/v1"
-PUBLIC = {f"{PREFIX}/openapi.json", f"{PREFIX}/capabilities"}
+# Public: the session routes read the cookie themselves (davdrive.api.session).
+PUBLIC = {f"{PREFIX}/openapi.json", f"{PREFIX}/capabilities", f"{PREFIX}/session"}
 
 
-def _principal(services: App) -> Principal:
+def _principal(services: App) -> Principal | Response:
+    """Who asks: ``Authorization`` (Basic or Bearer) when sent, else the web app's session
+    cookie (with its CSRF rule), else 401."""
     header = request.headers.get("Authorization", "")
+    if not header and COOKIE in request.cookies:
+        return cookie_principal()
     return principal_from_header(services.accounts, header, client=request.remote_addr)
 
 
 def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
     """Build the API over ``services`` (an ``davdrive.app.App``: drive, accounts, config)."""
-    from davdrive.api import changes, devices, files, links, meta, namespace, shares, trash, uploads
+    from davdrive.api import (
+        changes,
+        devices,
+        files,
+        links,
+        meta,
+        namespace,
+        session,
+        shares,
+        trash,
+        uploads,
+        zip_download,
+    )
 
     api = Flask("davdrive.api")
     api.config["services"] = services
@@ -40,11 +58,25 @@ def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
         if request.path in PUBLIC:
             return None
         try:
-            g.principal = _principal(services)
+            who = _principal(services)
         except errors.DriveError as exc:
             return drive_error_response(exc)
+        if isinstance(who, Response):
+            return who
+        g.principal = who
         request.environ["davdrive.principal"] = g.principal  # the access log's login
         return None
+
+    @api.after_request
+    def no_basic_prompt(resp: Response) -> Response:
+        """No Basic challenge for the web app: a browser would pop up its password dialog
+        (and then send the cached password everywhere) on a 401 of a session request."""
+        web_app = request.path == f"{PREFIX}/session" or (
+            COOKIE in request.cookies and not request.headers.get("Authorization")
+        )
+        if resp.status_code == 401 and web_app:
+            resp.headers.pop("WWW-Authenticate", None)
+        return resp
 
     @api.errorhandler(errors.DriveError)
     def on_drive_error(exc: errors.DriveError) -> Any:
@@ -66,6 +98,18 @@ def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
     def on_413(_exc: Exception) -> Any:
         return error_response(413, "file_too_large", "request body too large")
 
-    for module in (files, namespace, trash, changes, uploads, devices, shares, links, meta):
+    for module in (
+        files,
+        zip_download,
+        namespace,
+        trash,
+        changes,
+        uploads,
+        devices,
+        session,
+        shares,
+        links,
+        meta,
+    ):
         api.register_blueprint(module.bp, url_prefix=PREFIX)
     return api

@@ -25,6 +25,7 @@ def _device_json(d: Any, current: int | None) -> dict[str, Any]:
         "created": rfc3339(d.created),
         "last_seen": rfc3339(d.last_seen),
         "last_cursor": d.last_cursor,
+        "kind": d.kind,  # "app" (app password and token) or "browser" (a web app session)
         "current": d.id == current,
     }
 

@@ -617,4 +617,90 @@ PATHS: dict[str, Any] = {
     },
 }
 
+SESSION = _json(
+    {
+        "type": "object",
+        "required": ["login", "csrf", "device_id", "idle_timeout"],
+        "properties": {
+            "login": {"type": "string"},
+            "csrf": {"type": "string", "description": "send it as X-CSRF-Token"},
+            "device_id": {"type": "integer"},
+            "idle_timeout": {"type": "integer", "description": "seconds"},
+        },
+    },
+    "the session (the cookie `davdrive_session` carries it)",
+)
+SESSION_PATHS: dict[str, Any] = {
+    "/api/v1/session": {
+        "post": {
+            "summary": "Sign the web app in with the account password (sets the session cookie)",
+            "security": [],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["login", "password"],
+                            "properties": {
+                                "login": {"type": "string"},
+                                "password": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": SESSION,
+                "400": _err("bad input (a JSON body with login and password)"),
+                "401": _err("wrong login or password"),
+                "403": _err("from another site (Origin)"),
+                "429": _err("too many failed logins (Retry-After)"),
+            },
+        },
+        "get": {
+            "summary": "The session of the cookie, with its CSRF token",
+            "security": [],
+            "responses": {"200": SESSION, "401": _err("no valid session cookie")},
+        },
+        "delete": {
+            "summary": "Sign out: the session's device is revoked and the cookie cleared",
+            "description": "A no-op without a valid session; with one it needs X-CSRF-Token.",
+            "security": [],
+            "responses": {
+                "204": {"description": "signed out"},
+                "403": _err("missing or wrong X-CSRF-Token"),
+            },
+        },
+    },
+    "/api/v1/files/download_zip": {
+        "get": {
+            "summary": "Files and folders as one zip stream (each under its own name)",
+            "parameters": [
+                {
+                    "name": "path",
+                    "in": "query",
+                    "required": True,
+                    "style": "form",
+                    "explode": True,
+                    "schema": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": 1,
+                        "maxItems": 1000,
+                    },
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "the archive (stored members)",
+                    "content": {"application/zip": {"schema": {}}},
+                },
+                **ERRORS,
+            },
+        }
+    },
+}
+PATHS.update(SESSION_PATHS)
+
 __all__ = ["PATHS"]

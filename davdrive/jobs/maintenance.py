@@ -1,5 +1,6 @@
 """Routine upkeep on a schedule: expire stale resumable and chunked uploads (reclaiming their
-staged blocks), purge expired WebDAV locks, and prune the change journal past its retention.
+staged blocks), end idle web app sessions, purge expired WebDAV locks, and prune the change
+journal past its retention.
 
 Each task is idempotent and safe to run in several server processes at once (they delete rows
 by condition), so scale-out needs no lease for them yet. APScheduler runs them on its own
@@ -21,6 +22,7 @@ from davdrive import metrics
 from davdrive.service.changes import Changes
 from davdrive.service.chunked_uploads import ChunkedUploads
 from davdrive.service.locks import LockRepo
+from davdrive.service.sessions import DEFAULT_IDLE, Sessions
 from davdrive.service.uploads import ResumableUploads
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class UpkeepReport:
     uploads_expired: int  # resumable (tus) and chunked (Nextcloud) uploads
     locks_purged: int
     changes_pruned: int
+    sessions_ended: int = 0
 
 
 def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
@@ -47,8 +50,15 @@ def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
         changes_pruned=Changes(app.drive).prune(
             older_than=app.config.journal_retention_days * DAY, now=now
         ),
+        sessions_ended=Sessions(
+            app.accounts,
+            idle=getattr(app.config, "session_idle_minutes", DEFAULT_IDLE / 60) * 60,
+            clock=lambda: now,
+        ).purge_expired(),
     )
-    if any((report.uploads_expired, report.locks_purged, report.changes_pruned)):
+    if any(
+        (report.uploads_expired, report.locks_purged, report.changes_pruned, report.sessions_ended)
+    ):
         log.info("upkeep: %s", report)
     return report
 

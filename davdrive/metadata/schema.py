@@ -85,6 +85,9 @@ class Device(Base):
     last_cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # "app" (app password and token) or "browser" (a web app session: the token is its cookie,
+    # no app password, it expires when idle; ``service.sessions``)
+    kind: Mapped[str] = mapped_column(String(16), default="app", server_default=text("'app'"))
 
 
 # Device names are unique per account, compared case-insensitively.

@@ -17,6 +17,8 @@ Routes on the UTF-8 path (cheroot hands ``PATH_INFO`` over as latin-1, PEP 3333)
   ``/remote.php[/...]`` paths → ``providers.nextcloud_dav.make_nextcloud_dav_app(app)`` (the
   clients' WebDAV). All are built once, guarded: missing or failing, they answer 503 and the
   server runs on. Doubled slashes (``/remote.php//webdav``) route as single ones;
+- ``/ui`` and ``/ui/...`` (every method but ``OPTIONS``), and ``GET``/``HEAD`` of ``/`` and
+  ``/login`` → the web app's files and redirects, ``davdrive.web.ui.make_ui_app(app)``;
 - ``OPTIONS`` on any other path (Windows probes ``/``) → 200 with the DAV headers;
 - anything else → 404.
 
@@ -86,6 +88,18 @@ def _dav_factory(app: App) -> WSGIApp | None:
 
 def _link_pages_factory(app: App) -> WSGIApp | None:
     return _door(app, "davdrive.web.link_pages", "make_link_pages", "share link pages (/s/)")
+
+
+def _ui_factory(app: App) -> WSGIApp | None:
+    return _door(app, "davdrive.web.ui", "make_ui_app", "web app (/ui/)")
+
+
+def is_ui(path: str, method: str) -> bool:
+    """Whether the web app answers ``path``: ``/ui[/...]`` (but OPTIONS, the DAV probe), and
+    GET or HEAD of ``/`` and ``/login`` (redirects into it)."""
+    if path in ("/", "/login"):
+        return method in ("GET", "HEAD")
+    return (path == "/ui" or path.startswith("/ui/")) and method != "OPTIONS"
 
 
 def _link_dav_factory(app: App) -> WSGIApp | None:
@@ -185,8 +199,10 @@ class Dispatcher:
         nextcloud: WSGIApp | None = None,
         nextcloud_dav: WSGIApp | None = None,
         nextcloud_uploads: WSGIApp | None = None,
+        ui: WSGIApp | None = None,
     ) -> None:
         self.app = app
+        self.ui = ui if ui is not None else _ui_factory(app)
         self.dav = dav if dav is not None else _dav_factory(app)
         self.link_pages = link_pages if link_pages is not None else _link_pages_factory(app)
         self.link_dav = link_dav if link_dav is not None else _link_dav_factory(app)
@@ -275,6 +291,15 @@ class Dispatcher:
             if self.api is None or not path.startswith("/api/v1/"):
                 return _json_error(start_response, "404 Not Found", "not_found", f"no {path}")
             return self.api(environ, start_response)
+        if is_ui(path, method):
+            if self.ui is None:
+                return _respond(
+                    start_response,
+                    "503 Service Unavailable",
+                    b"the web app is not available in this build\n",
+                    extra=[("Retry-After", "60")],
+                )
+            return self.ui(environ, start_response)
         if method == "OPTIONS":
             return _respond(
                 start_response,
@@ -431,5 +456,6 @@ __all__ = [
     "is_link_dav",
     "is_nextcloud",
     "is_remote_php",
+    "is_ui",
     "make_wsgi_app",
 ]

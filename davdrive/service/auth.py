@@ -50,6 +50,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -63,6 +64,8 @@ from davdrive.service.types import Principal
 
 LOGIN_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 DEVICE_NAME_MAX = 128
+MAX_NAME_SUFFIX = 1000  # "laptop (2)" ... "laptop (1000)"
+T = TypeVar("T")
 CACHE_TTL = 60.0
 INFLIGHT_WAIT = 10.0  # seconds a login waits for an identical one being verified
 MAX_FAILURES = 10  # per (login, client address) within FAILURE_WINDOW
@@ -76,6 +79,7 @@ KNOWN_CLIENTS_MAX = 16  # remembered addresses per account (least recently used 
 TRACKED_ACCOUNTS_MAX = 100_000  # failure records kept before the weakest are dropped
 LAST_SEEN_EVERY = 60.0  # write device.last_seen at most once a minute per device
 SECRET_PREFIX = "sha256$"
+BROWSER = "browser"  # ``device.kind`` of a web app session (``service.sessions``)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,7 @@ class DeviceInfo:
     created: float
     last_seen: float | None
     last_cursor: int
+    kind: str = "app"  # "app" (app password and token) or "browser" (a web app session)
 
 
 @dataclass
@@ -222,7 +227,7 @@ class Accounts:
 
     def set_password(self, login: str, password: str) -> None:
         """Replace the account password and bump its credentials generation, so the old one
-        stops working on the next request in every process."""
+        stops working on the next request in every process; every browser session ends."""
         password_hash = self.hash_password(password)
         user_id = self._user_id(login)
         with self.db.write() as s:
@@ -231,6 +236,7 @@ class Accounts:
                 .where(User.id == user_id)
                 .values(password_hash=password_hash, cred_gen=User.cred_gen + 1)
             )
+            s.execute(delete(Device).where(Device.user_id == user_id, Device.kind == BROWSER))
         self._forget(user_id)
 
     def set_quota(self, login: str, quota: int) -> None:
@@ -246,6 +252,12 @@ class Accounts:
         user_id = self._user_id(login)
         self.drive.delete_account(user_id)
         self._forget(user_id)
+
+    def forget_device(self, user_id: int, device_id: int) -> None:
+        """Drop what this process remembers of a device deleted elsewhere in this process."""
+        self._forget(user_id, device_id)
+        with self._lock:
+            self._seen.pop(device_id, None)
 
     def _forget(self, user_id: int, device_id: int | None = None) -> None:
         """Drop this process's cached verifications of a user (or of one of its devices)."""
@@ -263,9 +275,42 @@ class Accounts:
 
         ``AlreadyExists`` if the account has a device of that name (compared case-insensitively).
         """
-        name = validate_device_name(name)
         app_password = secrets.token_urlsafe(24)
         token = secrets.token_urlsafe(32)
+        return (
+            self.insert_device(p, name, token=token, app_password=app_password),
+            app_password,
+            token,
+        )
+
+    def with_free_name(self, p: Principal, base: str, create: Callable[[str], T]) -> T:
+        """``create(name)`` with the first free device name of ``base``, ``base (2)``, ...
+        (``create`` raises ``AlreadyExists`` when a name was taken meanwhile)."""
+        base = base[: DEVICE_NAME_MAX - 8]
+        taken = {d.name.lower() for d in self.list_devices(p.login)}
+        for n in range(1, MAX_NAME_SUFFIX + 1):
+            name = base if n == 1 else f"{base} ({n})"
+            if name.lower() in taken:
+                continue
+            try:
+                return create(name)
+            except errors.AlreadyExists:  # added meanwhile by another request
+                taken.add(name.lower())
+        raise errors.Conflict(f"{p.login} has too many devices named {base!r}")
+
+    def insert_device(
+        self,
+        p: Principal,
+        name: str,
+        *,
+        token: str,
+        app_password: str | None = None,
+        kind: str = "app",
+        last_seen: float | None = None,
+    ) -> int:
+        """Store a device with these secrets (their digests); its id. ``AlreadyExists`` if the
+        account has a device of that name (compared case-insensitively)."""
+        name = validate_device_name(name)
         taken = errors.AlreadyExists(f"{p.login} already has a device named {name!r}")
         try:
             with self.db.write() as s:
@@ -274,17 +319,20 @@ class Accounts:
                 device = Device(
                     user_id=p.user_id,
                     name=name,
-                    app_password_hash=SECRET_PREFIX + _digest(app_password),
+                    app_password_hash=(
+                        None if app_password is None else SECRET_PREFIX + _digest(app_password)
+                    ),
                     token_hash=_digest(token),
                     last_cursor=0,
                     created_at=time.time(),
+                    last_seen=last_seen,
+                    kind=kind,
                 )
                 s.add(device)
                 s.flush()
-                device_id = device.id
+                return device.id
         except SQLIntegrityError:  # a concurrent add of the same name (uq_device_user_name)
             raise taken from None
-        return device_id, app_password, token
 
     @staticmethod
     def _device_by_name(user_id: int, name: str):  # type: ignore[no-untyped-def]
@@ -303,6 +351,7 @@ class Accounts:
                 Device.created_at,
                 Device.last_seen,
                 Device.last_cursor,
+                Device.kind,
             )
             .join(User, User.id == Device.user_id)
             .order_by(User.login, func.lower(Device.name), Device.id)
@@ -327,6 +376,7 @@ class Accounts:
             Device.created_at,
             Device.last_seen,
             Device.last_cursor,
+            Device.kind,
         )
         with self.db.write() as s:
             row = None
@@ -506,14 +556,15 @@ class Accounts:
 
     def authenticate_token(self, token: str, client: str | None = None) -> Principal:
         """The principal of a device token (``Authorization: Bearer``); ``NotAuthenticated``.
-        Tokens are not rate limited; ``client`` becomes an address the account knows."""
+        Tokens are not rate limited; ``client`` becomes an address the account knows. A browser
+        session's token is no bearer token (``service.sessions`` reads it, with its expiry)."""
         if not token:
             raise errors.NotAuthenticated("missing token")
         with self.db.read() as s:
             row = s.execute(
                 select(Device.id, User.id, User.login, User.is_admin)
                 .join(User, User.id == Device.user_id)
-                .where(Device.token_hash == _digest(token))
+                .where(Device.token_hash == _digest(token), Device.kind != BROWSER)
             ).first()
         if row is None:
             raise errors.NotAuthenticated("unknown token")

@@ -31,7 +31,6 @@ FLOW_TTL = 20 * 60.0  # seconds, as Nextcloud
 TOKEN_BYTES = 64  # random bytes per token: 86 URL-safe characters
 DEFAULT_CLIENT = "Nextcloud client"
 NAME_ROOM = 8  # characters kept free for a " (NNNN)" suffix
-MAX_SUFFIX = 1000
 
 
 @dataclass(frozen=True)
@@ -167,17 +166,9 @@ class LoginFlows:
     def app_password(self, p: Principal, client: str | None) -> str:
         """A new device of ``p``'s account named after ``client`` (a ``User-Agent``), made
         unique with " (2)", " (3)", ...; its app password (shown only this once)."""
-        base = device_name(client)
-        taken = {d.name.lower() for d in self.accounts.list_devices(p.login)}
-        for n in range(1, MAX_SUFFIX + 1):
-            name = base if n == 1 else f"{base} ({n})"
-            if name.lower() in taken:
-                continue
-            try:
-                return self.accounts.add_device(p, name)[1]
-            except errors.AlreadyExists:  # added meanwhile by another request
-                taken.add(name.lower())
-        raise errors.Conflict(f"{p.login} has too many devices named {base!r}")
+        return self.accounts.with_free_name(
+            p, device_name(client), lambda name: self.accounts.add_device(p, name)[1]
+        )
 
     def _purge(self, s: Session, now: float) -> None:
         s.execute(delete(LoginFlow).where(LoginFlow.expires_at <= now))

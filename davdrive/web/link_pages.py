@@ -38,11 +38,11 @@ from urllib.parse import quote
 from flask import Flask, Response, request
 
 from davdrive import errors
+from davdrive.httpcommon.zipstream import PIECE, ZipStream
 from davdrive.service.content import PRECHECK_MIN
 from davdrive.service.links import OpenLink
 from davdrive.service.paths import join, split_path
 from davdrive.service.types import NodeInfo
-from davdrive.web.zipstream import PIECE, ZipStream
 
 if TYPE_CHECKING:
     from davdrive.app import App

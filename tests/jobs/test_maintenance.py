@@ -17,6 +17,7 @@ from davdrive.jobs.maintenance import UpkeepReport, run_upkeep, start_scheduler
 from davdrive.metadata.schema import UploadSession
 from davdrive.service.changes import Changes
 from davdrive.service.locks import LockRepo
+from davdrive.service.sessions import DEFAULT_IDLE, Sessions
 from davdrive.service.uploads import ResumableUploads
 
 MiB = 1 << 20
@@ -97,3 +98,13 @@ def test_the_schedule_runs_upkeep_in_the_background(tmp_path: Path):
 def session_gone(app, sid: str) -> bool:
     with app.db.read() as s:
         return s.get(UploadSession, sid) is None
+
+
+def test_upkeep_ends_idle_web_sessions(app):
+    app.accounts.add_user("alice", "alice-pw")
+    session = Sessions(app.accounts).login("alice", "alice-pw", user_agent="Mozilla/5.0 Firefox")
+    assert run_upkeep(app).sessions_ended == 0
+    later = time.time() + DEFAULT_IDLE + 60
+    assert run_upkeep(app, now=later).sessions_ended == 1
+    assert [d for d in app.accounts.list_devices("alice") if d.kind == "browser"] == []
+    assert session  # the token it had no longer names a device

@@ -281,7 +281,7 @@ def test_link_dav_is_routed_to_the_webdav_app(srv, app, alice, shared) -> None:
 
 def test_zip_stream_yields_as_it_reads() -> None:
     """The archive leaves in pieces while the file is still being read: never built whole."""
-    from davdrive.web.zipstream import PIECE, ZipStream
+    from davdrive.httpcommon.zipstream import PIECE, ZipStream
 
     size = 30 << 20
     reader = io.BytesIO(os.urandom(size))

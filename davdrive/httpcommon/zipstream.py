@@ -1,4 +1,4 @@
-"""A zip archive written as a stream of byte chunks (bounded memory).
+"""A zip archive written as a stream of byte chunks (bounded memory), for every door.
 
 Python's ``zipfile`` writes to a stream it cannot seek: each member's sizes and CRC then follow
 its data in a data descriptor, and the central directory comes last. ``ZipStream`` hands
