@@ -7,6 +7,7 @@ import { setUnauthorizedHandler } from "./api.js";
 import { BrowseView } from "./browse.js";
 import { toast } from "./dialogs.js";
 import { icon } from "./icons.js";
+import * as live from "./live.js";
 import * as session from "./session.js";
 import { filesHash, parseRoute } from "./router.js";
 import { TrashView } from "./trash.js";
@@ -30,7 +31,7 @@ function buildShell(user) {
     h("header", { class: "topbar" },
       h("a", { href: "#/files/", class: "brand" }, icon("drive", "icon brand-icon"), h("span", {}, "davdrive")),
       h("nav", { class: "nav", "aria-label": "Sections" }, navFiles, navTrash),
-      h("div", { class: "user" }, h("span", { class: "login-name hide-narrow", title: "Signed in as" }, user.login), logoutBtn)),
+      h("div", { class: "user" }, live.bell(), h("span", { class: "login-name hide-narrow", title: "Signed in as" }, user.login), logoutBtn)),
     main);
   uploader = new Uploader();
   return { main, navFiles, navTrash };
@@ -39,6 +40,7 @@ function buildShell(user) {
 async function onLogout() {
   if (uploader?.busy() && !window.confirm("Uploads are running. Sign out anyway?")) return;
   uploader?.cancelAll();
+  live.stop();
   try {
     await session.logout();
   } catch (err) {
@@ -53,6 +55,7 @@ async function onLogout() {
 async function signIn(notice) {
   if (signingIn) return;
   signingIn = true;
+  live.stop();
   view?.unmount();
   view = null;
   shell = null;
@@ -62,6 +65,7 @@ async function signIn(notice) {
 }
 
 function start(user) {
+  live.start(user); // before the shell: it resets the bell the shell then shows
   shell = buildShell(user);
   route();
 }

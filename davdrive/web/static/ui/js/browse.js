@@ -48,6 +48,30 @@ export class BrowseView {
     this.unsubscribe = uploader.onFinished((dir) => {
       if (dir === this.path) this.reload();
     });
+    // live updates (live.js): list again when a change touches the folder on screen
+    this.liveTimer = null;
+    this.onLive = (e) => {
+      if (e.type === "davdrive:reset" || e.detail.some((c) => this.touches(c.path) || this.touches(c.from_path))) this.liveReload();
+    };
+    window.addEventListener("davdrive:changes", this.onLive);
+    window.addEventListener("davdrive:reset", this.onLive);
+  }
+
+  /** Whether a change at `path` shows in this folder: a member, the folder or an ancestor. */
+  touches(path) {
+    const here = this.path;
+    if (!path || here === null) return false;
+    return parentPath(path) === here || here === path || here.startsWith(`${path}/`);
+  }
+
+  /** List the folder again ~300 ms from now (changes in a burst share one listing). */
+  liveReload() {
+    if (this.liveTimer) return;
+    this.liveTimer = setTimeout(() => {
+      this.liveTimer = null;
+      if (this.loading) this.liveReload(); // after the listing under way
+      else this.reload();
+    }, 300);
   }
 
   // -- layout -----------------------------------------------------------------------------------
@@ -117,6 +141,9 @@ export class BrowseView {
   }
 
   unmount() {
+    window.removeEventListener("davdrive:changes", this.onLive);
+    window.removeEventListener("davdrive:reset", this.onLive);
+    clearTimeout(this.liveTimer);
     this.resizeObserver.disconnect();
     this.unsubscribe();
     this.panel.release();
