@@ -697,6 +697,11 @@ SESSION_PATHS: dict[str, Any] = {
                     "content": {"application/zip": {"schema": {}}},
                 },
                 **ERRORS,
+                "414": {
+                    "description": "the URL passes the server's 64 KiB request-head limit (the "
+                    "HTTP server answers before the API): zip fewer paths, or their folder",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
             },
         }
     },
