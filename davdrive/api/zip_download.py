@@ -17,7 +17,7 @@ from flask import Blueprint, Response, request
 
 from davdrive import errors
 from davdrive.api.util import drive, principal
-from davdrive.httpcommon.zipstream import ZipStream
+from davdrive.httpcommon.zipstream import ZipStream, add_node, add_tree
 from davdrive.service.paths import join, split_path
 from davdrive.service.types import NodeInfo, Principal
 
@@ -83,38 +83,9 @@ def _chunks(
     z = ZipStream()
     for top, info, first in members:
         if first is None:
-            yield from _file(z, d, p, top, info)
+            yield from add_node(z, d, p, top, info)
             continue
         if top:
             yield from z.add_dir(top, info.mtime)
-        yield from _folder(z, d, p, info.path, top, first)
+        yield from add_tree(z, d, p, info.path, top, first)
     yield from z.finish()
-
-
-def _file(z: ZipStream, d: Drive, p: Principal, name: str, info: NodeInfo) -> Iterator[bytes]:
-    if info.version_id is None or info.status != "ok":
-        return  # an upload in progress: nothing to copy yet
-    reader = d.open_version(p, info.version_id)
-    try:
-        yield from z.add_file(name, info.mtime, info.size, reader)
-    finally:
-        reader.close()
-
-
-def _folder(
-    z: ZipStream, d: Drive, p: Principal, path: str, top: str, first: TreePage
-) -> Iterator[bytes]:
-    """Everything below the folder ``path``, parents first, paged through ``list_tree``."""
-    prefix = path.rstrip("/") + "/"
-    entries, more, _ = first
-    while True:
-        for e in entries:
-            rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.name
-            name = f"{top}/{rel}" if top else rel
-            if e.is_dir:
-                yield from z.add_dir(name, e.mtime)
-            else:
-                yield from _file(z, d, p, name, e)
-        if not more or not entries:
-            return
-        entries, more, _ = d.list_tree(p, path, after=entries[-1].path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import zipfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 PIECE = 1 << 20  # bytes of file content read and written at a time
 
@@ -89,4 +89,35 @@ class ZipStream:
             yield out
 
 
-__all__ = ["PIECE", "ZipStream"]
+def add_node(z: ZipStream, drive: Any, p: Any, name: str, node: Any) -> Iterator[bytes]:
+    """A file's current version under ``name`` (nothing while an upload is in progress)."""
+    if node.version_id is None or node.status != "ok":
+        return
+    reader = drive.open_version(p, node.version_id)
+    try:
+        yield from z.add_file(name, node.mtime, node.size, reader)
+    finally:
+        reader.close()
+
+
+def add_tree(
+    z: ZipStream, drive: Any, p: Any, path: str, top: str, first: tuple[list[Any], bool, int]
+) -> Iterator[bytes]:
+    """Everything below the folder ``path`` (under ``top/``, or at the top level when ``top``
+    is empty), parents first, paged through ``drive.list_tree`` from its ``first`` page."""
+    prefix = path.rstrip("/") + "/"
+    entries, more, _ = first
+    while True:
+        for e in entries:
+            rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.name
+            name = f"{top}/{rel}" if top else rel
+            if e.is_dir:
+                yield from z.add_dir(name, e.mtime)
+            else:
+                yield from add_node(z, drive, p, name, e)
+        if not more or not entries:
+            return
+        entries, more, _ = drive.list_tree(p, path, after=entries[-1].path)
+
+
+__all__ = ["PIECE", "ZipStream", "add_node", "add_tree"]

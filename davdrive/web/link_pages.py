@@ -38,7 +38,7 @@ from urllib.parse import quote
 from flask import Flask, Response, request
 
 from davdrive import errors
-from davdrive.httpcommon.zipstream import PIECE, ZipStream
+from davdrive.httpcommon.zipstream import PIECE, ZipStream, add_tree
 from davdrive.service.content import PRECHECK_MIN
 from davdrive.service.links import OpenLink
 from davdrive.service.paths import join, split_path
@@ -351,27 +351,9 @@ def _copy(reader: Any) -> Iterator[bytes]:
 def _zip_chunks(
     drive: Any, p: Any, path: str, first: tuple[list[NodeInfo], bool, int]
 ) -> Iterator[bytes]:
-    """The archive of the folder ``path``: its members, parents first, paged through
-    ``list_tree``; each file copied ``PIECE`` bytes at a time."""
+    """The archive of the folder ``path``: its members, parents first."""
     z = ZipStream()
-    prefix = path.rstrip("/") + "/"
-    entries, more, _ = first
-    while True:
-        for e in entries:
-            rel = e.path[len(prefix) :] if e.path.startswith(prefix) else e.name
-            if e.is_dir:
-                yield from z.add_dir(rel, e.mtime)
-                continue
-            if e.version_id is None or e.status != "ok":
-                continue  # an upload in progress: nothing to copy yet
-            reader = drive.open_version(p, e.version_id)
-            try:
-                yield from z.add_file(rel, e.mtime, e.size, reader)
-            finally:
-                reader.close()
-        if not more or not entries:
-            break
-        entries, more, _ = drive.list_tree(p, path, after=entries[-1].path)
+    yield from add_tree(z, drive, p, path, "", first)
     yield from z.finish()
 
 
