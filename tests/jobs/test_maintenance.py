@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from davdrive.app import build_app
 from davdrive.config import load_config
-from davdrive.errors import CursorExpired, NotFound
+from davdrive.errors import CursorExpired, NotAuthenticated, NotFound
 from davdrive.jobs.maintenance import UpkeepReport, run_upkeep, start_scheduler
 from davdrive.metadata.schema import UploadSession
 from davdrive.service.changes import Changes
@@ -107,4 +107,5 @@ def test_upkeep_ends_idle_web_sessions(app):
     later = time.time() + DEFAULT_IDLE + 60
     assert run_upkeep(app, now=later).sessions_ended == 1
     assert [d for d in app.accounts.list_devices("alice") if d.kind == "browser"] == []
-    assert session  # the token it had no longer names a device
+    with pytest.raises(NotAuthenticated):  # its cookie no longer opens anything
+        Sessions(app.accounts).resolve(session.token)
