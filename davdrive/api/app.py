@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 PREFIX = "/api/v1"
 # Public: the session routes read the cookie themselves (davdrive.api.session).
 PUBLIC = {f"{PREFIX}/openapi.json", f"{PREFIX}/capabilities", f"{PREFIX}/session"}
+PUBLIC_OPTIONS = {f"{PREFIX}/uploads"}  # tus discovery: no credentials needed, none checked
 
 
 def _principal(services: App) -> Principal | Response:
@@ -55,7 +56,9 @@ def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
 
     @api.before_request
     def authenticate() -> Any:
-        if request.path in PUBLIC:
+        if request.path in PUBLIC or (
+            request.method == "OPTIONS" and request.path in PUBLIC_OPTIONS
+        ):
             return None
         try:
             who = _principal(services)

@@ -401,6 +401,9 @@ def test_tus_protocol_errors(api, live_server):
     )
     opts = api.options(url(api, "/uploads"))
     assert "checksum" in opts.headers["Tus-Extension"]
+    anonymous = requests.options(url(api, "/uploads"))  # discovery needs no credentials
+    assert anonymous.status_code == 204, anonymous.text
+    assert anonymous.headers["Tus-Max-Size"] == opts.headers["Tus-Max-Size"]
     assert api.delete(live_server.url + loc, headers={"Tus-Resumable": "1.0.0"}).status_code == 204
     assert api.head(live_server.url + loc, headers={"Tus-Resumable": "1.0.0"}).status_code == 404
     bob = requests.Session()
