@@ -52,6 +52,9 @@ class Config:
     # Seconds the final MOVE of a chunked upload waits for the assembly before it answers 202
     # with OC-JobStatus-Location (the client polls; a reverse proxy's timeout never hits)
     assembly_wait: float = 20.0
+    # Seconds a block uploaded through the block API (delta sync) is kept while no commit uses
+    # it; upkeep then reclaims it. A client must commit within this window (or upload again).
+    staged_block_grace: float = 24 * 3600.0
     upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
     # GET /metrics (Prometheus): "off" (404), "public" (no authentication: scrape on a
     # private network), "admin" (Basic of an admin account)
@@ -187,6 +190,9 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     idle = values.get("session_idle_minutes", 1.0)
     if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < 10**7:
         raise ValueError(f"session_idle_minutes must be a positive number, not {idle!r}")
+    grace = values.get("staged_block_grace", 1.0)
+    if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 < grace < 10**9:
+        raise ValueError(f"staged_block_grace must be a positive number, not {grace!r}")
     if "data_dir" in values:
         values["data_dir"] = Path(values["data_dir"])
     if os.environ.get("DAVDRIVE_DATABASE_URL") and "database_url" not in values:

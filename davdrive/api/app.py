@@ -34,6 +34,7 @@ def _principal(services: App) -> Principal | Response:
 def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
     """Build the API over ``services`` (an ``davdrive.app.App``: drive, accounts, config)."""
     from davdrive.api import (
+        blocks,
         changes,
         devices,
         files,
@@ -112,6 +113,7 @@ def make_api_app(services: App, *, max_longpolls: int | None = None) -> Flask:
         session,
         shares,
         links,
+        blocks,
         meta,
     ):
         api.register_blueprint(module.bp, url_prefix=PREFIX)

@@ -6,8 +6,11 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from davdrive.api import openapi_tree
-from davdrive.protocol import CHUNK_PARAMS
+from davdrive.api import openapi_blocks, openapi_tree
+from davdrive.api.util import services
+from davdrive.protocol import CHUNK_PARAMS, MAX_SIZE
+from davdrive.service.block_api import MAX_CHECK, STAGED_GRACE
+from davdrive.service.delta_commit import MAX_COMMIT_BLOCKS
 
 bp = Blueprint("meta", __name__)
 
@@ -459,6 +462,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/v1/devices/{id}": {
             "delete": {
+                "operationId": "revokeDevice",
                 "summary": "Revoke a device: its app password and token stop working at once",
                 "description": "A device's credentials may revoke only that device itself.",
                 "parameters": [
@@ -488,6 +492,7 @@ OPENAPI: dict[str, Any] = {
 
 
 OPENAPI["paths"].update(openapi_tree.PATHS)
+OPENAPI["paths"].update(openapi_blocks.PATHS)
 
 
 @bp.get("/openapi.json")
@@ -497,4 +502,17 @@ def openapi() -> Any:
 
 @bp.get("/capabilities")
 def capabilities() -> Any:
-    return jsonify({"api": 1, "chunking": CHUNK_PARAMS, "tus": {"version": "1.0.0"}})
+    grace = getattr(services().config, "staged_block_grace", STAGED_GRACE)
+    return jsonify(
+        {
+            "api": 1,
+            "chunking": CHUNK_PARAMS,
+            "blocks": {
+                "max_check_hashes": MAX_CHECK,
+                "max_block_size": MAX_SIZE,
+                "max_commit_blocks": MAX_COMMIT_BLOCKS,
+                "staged_grace_seconds": grace,
+            },
+            "tus": {"version": "1.0.0"},
+        }
+    )

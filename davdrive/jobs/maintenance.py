@@ -1,6 +1,7 @@
 """Routine upkeep on a schedule: expire stale resumable and chunked uploads (reclaiming their
-staged blocks), end idle web app sessions, purge expired WebDAV locks, and prune the change
-journal past its retention.
+staged blocks) and blocks uploaded through the block API that no commit used within their
+grace period (``staged_block_grace``), end idle web app sessions, purge expired WebDAV locks,
+and prune the change journal past its retention.
 
 Each task is idempotent and safe to run in several server processes at once (they delete rows
 by condition), so scale-out needs no lease for them yet. APScheduler runs them on its own
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from davdrive import metrics
+from davdrive.service.block_api import STAGED_GRACE, BlockApi
 from davdrive.service.changes import Changes
 from davdrive.service.chunked_uploads import ChunkedUploads
 from davdrive.service.locks import LockRepo
@@ -38,6 +40,7 @@ class UpkeepReport:
     locks_purged: int
     changes_pruned: int
     sessions_ended: int = 0
+    blocks_expired: int = 0  # staged blocks of delta sync no commit used in time
 
 
 def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
@@ -55,9 +58,18 @@ def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
             idle=getattr(app.config, "session_idle_minutes", DEFAULT_IDLE / 60) * 60,
             clock=lambda: now,
         ).purge_expired(),
+        blocks_expired=BlockApi(
+            app.drive, grace=getattr(app.config, "staged_block_grace", STAGED_GRACE)
+        ).expire(now),
     )
     if any(
-        (report.uploads_expired, report.locks_purged, report.changes_pruned, report.sessions_ended)
+        (
+            report.uploads_expired,
+            report.locks_purged,
+            report.changes_pruned,
+            report.sessions_ended,
+            report.blocks_expired,
+        )
     ):
         log.info("upkeep: %s", report)
     return report

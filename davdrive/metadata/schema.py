@@ -348,6 +348,24 @@ class ChunkedJob(Base):
     expires_at: Mapped[float] = mapped_column(Float, index=True)
 
 
+class StagedBlock(Base):
+    """A block a delta-sync client uploaded (``PUT /api/v1/blocks/<id>``) that no commit has
+    used yet: sealed with the account's keys and stored; it keeps its object referenced (and
+    counts against the account's free space) until a commit adopts it or the grace period
+    after ``staged_at`` ends (upkeep then drops the row and reclaims the object)."""
+
+    __tablename__ = "staged_block"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # BLAKE3-256 hex
+    object_key: Mapped[str] = mapped_column(String(128), index=True)
+    size: Mapped[int] = mapped_column(Integer)  # plaintext bytes
+    stored_size: Mapped[int] = mapped_column(Integer)
+    staged_at: Mapped[float] = mapped_column(Float, index=True)  # last PUT of the block
+
+
 class UploadSession(Base):
     """A resumable (tus) upload: durable across disconnects and restarts until it completes.
 
