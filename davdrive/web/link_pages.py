@@ -19,19 +19,18 @@ The answer for a link that is unknown, revoked, expired or used up is one and th
 Pages never show the owner's login or anything above the shared node: they print only what the
 service returns for the link's principal (names and paths below the node). Every answer carries
 ``Cache-Control: no-store``, ``Referrer-Policy: no-referrer`` (the token is in the URL), a
-Content-Security-Policy allowing only the pages' own script and style (by their hashes), and
-``X-Content-Type-Options: nosniff``; downloads are ``application/octet-stream`` attachments.
+Content-Security-Policy allowing the web app's stylesheet from this origin and otherwise only
+the pages' own script and style (by their hashes), and ``X-Content-Type-Options: nosniff``;
+downloads are ``application/octet-stream`` attachments. The HTML (in the web app's look) is
+``davdrive.web.link_page_html``.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import html
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -43,6 +42,18 @@ from davdrive.service.content import PRECHECK_MIN
 from davdrive.service.links import OpenLink
 from davdrive.service.paths import join, split_path
 from davdrive.service.types import NodeInfo
+from davdrive.web.link_page_html import (
+    PAGE_CSP,
+    breadcrumbs,
+    drop_page,
+    file_page,
+    folder_page,
+    human_size,
+    message_page,
+    password_page,
+    query,
+    upload_section,
+)
 
 if TYPE_CHECKING:
     from davdrive.app import App
@@ -89,31 +100,11 @@ def _status_of(exc: errors.DriveError) -> tuple[int, str]:
 
 
 # -- formatting ----------------------------------------------------------------------------------
-def human_size(n: int) -> str:
-    """1536 -> "1.5 KiB"; bytes below 1 KiB as they are."""
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
-        value /= 1024
-        if value < 1024 or unit == "PiB":
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    raise AssertionError("unreachable")
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
-
-
 def content_disposition(name: str) -> str:
     """RFC 6266: an ASCII fallback and the exact UTF-8 name."""
     fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\%' else "_" for c in name)
     exact = quote(name, safe="")
     return f"attachment; filename=\"{fallback or 'download'}\"; filename*=UTF-8''{exact}"
-
-
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def _norm(path: str | None) -> str:
@@ -180,7 +171,9 @@ def make_link_pages(app: App) -> Flask:
         if request.endpoint == "upload":  # the form's script reads JSON
             resp = json_response({"error": {"code": exc.code, "message": text}}, status)
         else:
-            resp = html_response(_message_page(REASONS.get(status, "Error"), text), status)
+            resp = html_response(
+                message_page(request.script_root, REASONS.get(status, "Error"), text), status
+            )
         if status == 429:
             retry = (exc.details or {}).get("retry_after") or 60
             resp.headers["Retry-After"] = str(int(retry))
@@ -188,38 +181,42 @@ def make_link_pages(app: App) -> Flask:
 
     @pages.errorhandler(404)
     def on_404(_exc: Exception) -> Response:
-        return html_response(_message_page("Not Found", GONE_TEXT), 404)
+        return html_response(message_page(request.script_root, "Not Found", GONE_TEXT), 404)
 
     @pages.errorhandler(405)
     def on_405(_exc: Exception) -> Response:
-        return html_response(_message_page("Not Allowed", "Not allowed here."), 405)
+        return html_response(
+            message_page(request.script_root, "Not Allowed", "Not allowed here."), 405
+        )
 
     # -- the page ----------------------------------------------------------------------------
     @pages.route("/s/<token>", methods=["GET", "POST"])
     def page(token: str) -> Response:
         link = open_link(token)
+        root = request.script_root
         if request.method == "POST":
             return password_post(token, link)
         if not unlocked(link):
-            return html_response(_password_page(page_url(token, _current())))
+            return html_response(password_page(root, page_url(token, _current())))
         if link.kind == "drop":  # its holders see nothing: the form alone
-            return html_response(_drop_page(link, _upload_form(base(token), link)))
+            return html_response(drop_page(root, link, base(token)))
         path = _current()
         info = drive.stat(link.principal, path)
-        crumbs = _breadcrumbs(token, link, path, page_url)
+        crumbs = breadcrumbs(link, path, lambda p: page_url(token, p))
         if not info.is_dir:
-            download = base(token) + "/download" + _query(path)
-            return html_response(_file_page(link, info, crumbs, download))
+            download = base(token) + "/download" + query(path)
+            return html_response(file_page(root, link, info, crumbs, download))
         members = drive.list_dir(link.principal, path)
         return html_response(
-            _folder_page(
+            folder_page(
+                root,
                 link,
                 path,
                 members,
                 crumbs,
                 base(token),
                 lambda p: page_url(token, p),
-                _upload_form(base(token), link, path),
+                upload_section(base(token), link, path),
             )
         )
 
@@ -234,7 +231,7 @@ def make_link_pages(app: App) -> Flask:
             raise errors.BadRequest("the form is too large")
         password = request.form.get("password", "")
         if not links.unlock(link, password, request.remote_addr):
-            page = _password_page(target, wrong=True)
+            page = password_page(request.script_root, target, wrong=True)
             return html_response(page, 403)
         resp = Response(status=303, headers={"Location": target})
         assert link.principal.link is not None
@@ -336,10 +333,6 @@ def make_link_pages(app: App) -> Flask:
     return pages
 
 
-def _query(path: str) -> str:
-    return "" if path == "/" else "?path=" + quote(path, safe="/")
-
-
 def _copy(reader: Any) -> Iterator[bytes]:
     while True:
         piece = reader.read(PIECE)
@@ -355,214 +348,6 @@ def _zip_chunks(
     z = ZipStream()
     yield from add_tree(z, drive, p, path, "", first)
     yield from z.finish()
-
-
-# -- HTML ------------------------------------------------------------------------------------------
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#f6f7f9}
-main{max-width:60rem;margin:2rem auto;background:#fff;padding:1.5rem 2rem;border-radius:8px;
-box-shadow:0 1px 3px rgba(0,0,0,.12)}
-h1{font-size:1.4rem;margin:.2rem 0 1rem;word-break:break-word}
-nav.crumbs{margin-bottom:1rem;color:#555}nav.crumbs a{color:#0a58ca}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.45rem .5rem;
-border-bottom:1px solid #e5e7eb}td.size,th.size{text-align:right;white-space:nowrap}
-td.when{white-space:nowrap;color:#555}a{color:#0a58ca;text-decoration:none}a:hover{text-decoration:underline}
-.button{display:inline-block;background:#0a58ca;color:#fff;padding:.5rem 1rem;border-radius:6px;
-border:0;font-size:1rem;cursor:pointer}.button:hover{text-decoration:none;background:#084298}
-.muted{color:#666}.error{color:#b00020}.actions{margin:1rem 0}
-section.upload{margin-top:1.5rem;padding-top:1rem;border-top:1px solid #e5e7eb}
-ul.progress{list-style:none;padding:0}ul.progress li{margin:.3rem 0}
-ul.progress progress{width:12rem;vertical-align:middle;margin:0 .5rem}
-input[type=password]{padding:.45rem;font-size:1rem;margin-right:.5rem}
-"""
-
-_UPLOAD_JS = """
-(function () {
-  var form = document.getElementById('upload-form');
-  if (!form) return;
-  var input = document.getElementById('upload-files');
-  var list = document.getElementById('upload-list');
-  var url = form.getAttribute('data-url');
-  var dir = form.getAttribute('data-dir');
-  function row(name) {
-    var li = document.createElement('li');
-    var label = document.createElement('span');
-    label.textContent = name;
-    var bar = document.createElement('progress');
-    bar.max = 100; bar.value = 0;
-    var state = document.createElement('span');
-    state.className = 'muted';
-    state.textContent = 'waiting';
-    li.appendChild(label); li.appendChild(bar); li.appendChild(state);
-    list.appendChild(li);
-    return {bar: bar, state: state};
-  }
-  function send(files, i) {
-    if (i >= files.length) return;
-    var file = files[i], ui = row(file.name);
-    var xhr = new XMLHttpRequest();
-    var path = (dir === '/' ? '' : dir) + '/' + file.name;
-    xhr.open('PUT', url + '?path=' + encodeURIComponent(path));
-    xhr.upload.onprogress = function (e) {
-      if (e.lengthComputable) {
-        ui.bar.value = Math.floor(100 * e.loaded / e.total);
-        ui.state.textContent = Math.floor(100 * e.loaded / e.total) + ' %';
-      }
-    };
-    xhr.onload = function () {
-      if (xhr.status === 200 || xhr.status === 201) {
-        ui.bar.value = 100; ui.state.textContent = 'done'; ui.state.className = '';
-      } else {
-        var msg = 'failed (' + xhr.status + ')';
-        try { msg = JSON.parse(xhr.responseText).error.message; } catch (err) {}
-        ui.state.textContent = msg; ui.state.className = 'error';
-      }
-      send(files, i + 1);
-    };
-    xhr.onerror = function () {
-      ui.state.textContent = 'network error'; ui.state.className = 'error';
-      send(files, i + 1);
-    };
-    ui.state.textContent = 'uploading';
-    xhr.send(file);
-  }
-  form.addEventListener('submit', function (e) {
-    e.preventDefault();
-    var files = Array.prototype.slice.call(input.files);
-    input.value = '';
-    send(files, 0);
-  });
-})();
-"""
-
-
-def _csp_hash(text: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
-
-
-# The pages' one style and one script are allowed by their hashes (no inline anything else,
-# and the same page twice is the same bytes: a gone link's 404 never differs).
-PAGE_CSP = (
-    f"default-src 'self'; script-src {_csp_hash(_UPLOAD_JS)}; style-src {_csp_hash(_CSS)}; "
-    "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-
-def _layout(title: str, body: str, script: bool = False) -> str:
-    js = f"<script>{_UPLOAD_JS}</script>" if script else ""
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="referrer" content="no-referrer">'
-        '<meta name="robots" content="noindex, nofollow">'
-        f"<title>{_esc(title)}</title><style>{_CSS}</style></head>"
-        f"<body><main>{body}</main>{js}</body></html>\n"
-    )
-
-
-def _message_page(title: str, text: str) -> str:
-    return _layout(title, f"<h1>{_esc(title)}</h1><p>{_esc(text)}</p>")
-
-
-def _password_page(action: str, *, wrong: bool = False) -> str:
-    note = '<p class="error">That password is not right.</p>' if wrong else ""
-    body = (
-        f"<h1>Protected link</h1><p>This link is protected by a password.</p>{note}"
-        f'<form method="post" action="{_esc(action)}">'
-        '<label>Password <input type="password" name="password" autofocus required '
-        'autocomplete="current-password"></label> '
-        '<button class="button" type="submit">Open</button></form>'
-    )
-    return _layout("Protected link", body)  # not even the item's name before the password
-
-
-def _upload_form(base_url: str, link: OpenLink, path: str = "/") -> str:
-    if link.kind not in ("upload", "drop", "edit") or not link.is_dir:
-        return ""
-    return (
-        '<section class="upload"><h2>Upload files</h2>'
-        f'<form id="upload-form" data-url="{_esc(base_url + "/upload")}" data-dir="{_esc(path)}">'
-        '<input id="upload-files" type="file" multiple required> '
-        '<button class="button" type="submit">Upload</button></form>'
-        '<ul id="upload-list" class="progress"></ul></section>'
-    )
-
-
-def _drop_page(link: OpenLink, form: str) -> str:
-    body = (
-        f"<h1>{_esc(link.name)}</h1>"
-        '<p class="muted">Files you upload here are delivered to the owner of this link. '
-        "You cannot see what is already there.</p>" + form
-    )
-    return _layout(link.name, body, script=True)
-
-
-def _breadcrumbs(token: str, link: OpenLink, path: str, page_url: Callable[[str, str], str]) -> str:
-    parts = split_path(path)
-    if not link.is_dir:
-        return ""
-    out = [f'<a href="{_esc(page_url(token, "/"))}">{_esc(link.name)}</a>']
-    for i, part in enumerate(parts):
-        here = join(parts[: i + 1])
-        if i == len(parts) - 1:
-            out.append(f"<span>{_esc(part)}</span>")
-        else:
-            out.append(f'<a href="{_esc(page_url(token, here))}">{_esc(part)}</a>')
-    return '<nav class="crumbs">' + " / ".join(out) + "</nav>"
-
-
-def _file_page(link: OpenLink, info: NodeInfo, crumbs: str, download: str) -> str:
-    name = link.name if info.path == "/" else info.name
-    body = (
-        f"{crumbs}<h1>{_esc(name)}</h1>"
-        f'<p class="muted">{_esc(human_size(info.size))} · modified {_esc(_when(info.mtime))}</p>'
-        f'<p class="actions"><a class="button" href="{_esc(download)}" download>Download</a></p>'
-    )
-    return _layout(name, body)
-
-
-def _folder_page(
-    link: OpenLink,
-    path: str,
-    members: list[NodeInfo],
-    crumbs: str,
-    base_url: str,
-    url_of: Callable[[str], str],
-    form: str,
-) -> str:
-    parts = split_path(path)
-    title = parts[-1] if parts else link.name
-    members = sorted(members, key=lambda m: (not m.is_dir, m.name.casefold(), m.name))
-    rows = []
-    for m in members:
-        child = join([*parts, m.name])
-        if m.is_dir:
-            rows.append(
-                f'<tr class="dir"><td><a href="{_esc(url_of(child))}">{_esc(m.name)}/</a></td>'
-                f'<td class="size">—</td><td class="when">{_esc(_when(m.mtime))}</td><td>'
-                f'<a href="{_esc(base_url + "/zip" + _query(child))}">zip</a></td></tr>'
-            )
-        else:
-            dl = base_url + "/download" + _query(child)
-            rows.append(
-                f'<tr class="file"><td><a href="{_esc(dl)}">{_esc(m.name)}</a></td>'
-                f'<td class="size">{_esc(human_size(m.size))}</td>'
-                f'<td class="when">{_esc(_when(m.mtime))}</td>'
-                f'<td><a href="{_esc(dl)}" download>download</a></td></tr>'
-            )
-    table = (
-        '<table><thead><tr><th>Name</th><th class="size">Size</th><th>Modified</th><th></th>'
-        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
-        if rows
-        else '<p class="muted">This folder is empty.</p>'
-    )
-    zip_url = base_url + "/zip" + _query(path)
-    body = (
-        f"{crumbs}<h1>{_esc(title)}</h1>"
-        f'<p class="actions"><a class="button" href="{_esc(zip_url)}">Download as zip</a></p>'
-        f"{table}{form}"
-    )
-    return _layout(title, body, script=bool(form))
 
 
 __all__ = ["content_disposition", "human_size", "make_link_pages"]

@@ -85,8 +85,14 @@ def test_view_page_lists_files_and_hides_the_owner(srv, app, alice, shared) -> N
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/html")
     check_headers(r)
     csp_allows_inline(r)
-    assert "a.txt" in r.text and "sub/" in r.text and "600 B" in r.text
-    assert r.text.index("sub/") < r.text.index("a.txt")  # folders first
+    assert "a.txt" in r.text and ">sub</a>" in r.text and "600 B" in r.text
+    assert r.text.index(">sub</a>") < r.text.index("a.txt")  # folders first
+    # the web app's look: its stylesheet (allowed from this origin only), top bar, buttons
+    assert '<link rel="stylesheet" href="/ui/css/app.css">' in r.text
+    assert 'class="topbar"' in r.text and 'class="btn primary"' in r.text
+    style_src = re.search(r"style-src ([^;]*)", r.headers["Content-Security-Policy"])
+    assert style_src is not None and style_src.group(1).split()[0] == "'self'"
+    assert "style=" not in r.text  # no style attributes (the CSP would block them)
     assert "Download as zip" in r.text and f"/s/{link.token}/zip" in r.text
     for hidden in (OWNER, SECRET_PARENT, "secret.txt"):
         assert hidden not in r.text

@@ -11,7 +11,7 @@ export class TrashView {
     this.status = h("p", { class: "muted", "aria-live": "polite" });
     this.emptyBtn = h("button", { type: "button", class: "btn danger", onclick: () => this.emptyAll() }, icon("trash"), h("span", { class: "label" }, "Empty trash"));
     this.body = h("tbody");
-    this.table = h("table", { class: "trash-table" },
+    this.table = h("table", { class: "data-table trash-table" },
       h("caption", { class: "visually-hidden" }, "Deleted items"),
       h("thead", {}, h("tr", {},
         h("th", { scope: "col", class: "icon-cell" }, h("span", { class: "visually-hidden" }, "Type")),
