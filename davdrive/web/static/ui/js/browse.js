@@ -12,6 +12,7 @@ import { toast } from "./dialogs.js";
 import { icon, kindIcon } from "./icons.js";
 import { closeMenu, showMenu } from "./menu.js";
 import { filesHash } from "./router.js";
+import { canShare, openShareDialog } from "./sharing.js";
 import { collator, formatDate, formatDateFull, formatSize, h, mount, parentPath, throttleFrame, uid } from "./util.js";
 
 const BUFFER = 10; // rows rendered above and below the visible ones
@@ -363,11 +364,18 @@ export class BrowseView {
       b("Move", "move", () => this.act(() => actions.transfer(sel, this.path))),
       b("Copy", "copy", () => this.act(() => actions.transfer(sel, this.path, { copy: true }))),
       one && !one.is_dir ? b("Revisions", "history", () => this.panel.open(one, "revisions")) : null,
+      one && canShare(one) ? b("Share", "share", () => this.share(one)) : null,
       b("Delete", "trash", () => this.act(() => actions.remove(sel)), { danger: true }));
   }
 
   selectedEntries() {
     return this.entries.filter((e) => this.selected.has(e.path));
+  }
+
+  /** The share dialog of `entry` (sharing.js); the focus comes back to the list. */
+  async share(entry) {
+    await openShareDialog(entry);
+    this.grid.focus();
   }
 
   /** Run an action; reload the folder if it changed something. */
@@ -482,6 +490,7 @@ export class BrowseView {
       { label: "Move to…", icon: "move", action: () => this.act(() => actions.transfer(sel, this.path)) },
       { label: "Copy to…", icon: "copy", action: () => this.act(() => actions.transfer(sel, this.path, { copy: true })) },
       one && !e.is_dir ? { label: "Revisions", icon: "history", action: () => this.panel.open(e, "revisions") } : null,
+      one && canShare(e) ? { label: "Share…", icon: "share", action: () => this.share(e) } : null,
       null,
       { label: "Move to trash", icon: "trash", danger: true, action: () => this.act(() => actions.remove(sel)) },
     ].filter((x, k, arr) => x !== null || (arr[k - 1] !== null && k > 0)), { label: `Actions for ${one ? e.name : `${sel.length} items`}` });

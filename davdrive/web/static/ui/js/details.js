@@ -5,6 +5,7 @@ import { files, request } from "./api.js";
 import { downloadUrl } from "./actions.js";
 import { icon, kindIcon, kindOf } from "./icons.js";
 import { renderRevisions } from "./revisions.js";
+import { canShare, openShareDialog } from "./sharing.js";
 import { formatDateFull, formatSize, h, mount } from "./util.js";
 
 const TEXT_PREVIEW = 256 * 1024;
@@ -80,9 +81,11 @@ export class DetailsPanel {
       h("dt", {}, "Modified"), h("dd", {}, formatDateFull(entry.modified)),
       h("dt", {}, "Location"), h("dd", { class: "break" }, entry.path));
     const view = h("div", { class: "preview" });
-    const actions = entry.is_dir ? null : h("p", {},
-      h("button", { type: "button", class: "btn", onclick: () => downloadUrl(files.downloadUrl(entry.path), entry.name) },
-        icon("download"), "Download"));
+    const actions = h("p", { class: "details-actions" },
+      entry.is_dir ? null : h("button", { type: "button", class: "btn", onclick: () => downloadUrl(files.downloadUrl(entry.path), entry.name) },
+        icon("download"), "Download"),
+      canShare(entry) ? h("button", { type: "button", class: "btn", onclick: () => openShareDialog(entry) },
+        icon("share"), "Share") : null);
     mount(body, view, actions, facts);
     if (entry.is_dir) return;
     if (entry.size === 0) {

@@ -1,10 +1,14 @@
-// Hash routes: "#/files/<path>" (browse, the default) and "#/trash". Later sections add theirs.
+// Hash routes: "#/files/<path>" (browse, the default), "#/trash", "#/shared" (shared with me,
+// and my shares and links) and "#/account".
 
-/** "#/files/a/b" → {name: "files", path: "/a/b"}; "#/trash" → {name: "trash"} */
+const SIMPLE = new Set(["trash", "shared", "account"]);
+
+/** "#/files/a/b" → {name: "files", path: "/a/b"}; "#/trash" → {name: "trash"}; likewise
+ * "#/shared" and "#/account" */
 export function parseRoute(hash = location.hash) {
   const raw = hash.replace(/^#\/?/, "");
   const [head, ...rest] = raw.split("/");
-  if (head === "trash") return { name: "trash" };
+  if (SIMPLE.has(head)) return { name: head };
   const parts = rest.filter(Boolean).map((p) => {
     try {
       return decodeURIComponent(p);
