@@ -1,0 +1,1 @@
+"""davdrive-sync: the delta-sync client (imports only davdrive.protocol of the server)."""
