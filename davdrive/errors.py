@@ -108,3 +108,10 @@ class CursorExpired(DriveError):
     client must reset, i.e. list everything again and start from the latest cursor."""
 
     code = "cursor_expired"
+
+
+class StoreUnavailable(DriveError):
+    """The block store cannot be reached or refuses us (an S3 endpoint down, timing out, or
+    rejecting the credentials): the message names the endpoint; HTTP 503."""
+
+    code = "store_unavailable"

@@ -14,6 +14,7 @@ from wsgidav.dav_error import (
     HTTP_NOT_FOUND,
     HTTP_PRECONDITION_FAILED,
     HTTP_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_SERVICE_UNAVAILABLE,
     HTTP_UNAUTHORIZED,
     DAVError,
     DAVErrorCondition,
@@ -43,6 +44,7 @@ STATUS: list[tuple[type[errors.DriveError], int]] = [
     (errors.NotAuthenticated, HTTP_UNAUTHORIZED),
     (errors.TooManyRequests, HTTP_TOO_MANY_REQUESTS),
     (errors.IntegrityError, HTTP_INTERNAL_ERROR),
+    (errors.StoreUnavailable, HTTP_SERVICE_UNAVAILABLE),
 ]
 
 

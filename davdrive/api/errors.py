@@ -20,6 +20,7 @@ STATUS: list[tuple[type[errors.DriveError], int]] = [
     (errors.QuotaExceeded, 507),
     (errors.InsufficientStorage, 507),
     (errors.IntegrityError, 500),
+    (errors.StoreUnavailable, 503),
     (errors.IncompleteUpload, 400),
     (errors.TooManyRequests, 429),
     (errors.CursorExpired, 410),

@@ -21,7 +21,10 @@ class BlockBackend(abc.ABC):
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` durably; storing a key again replaces it atomically."""
+        """Store ``data`` under ``key`` durably and atomically (no reader sees part of it).
+
+        Keys are content-addressed, so storing a key again stores the same bytes: a backend may
+        keep a recent existing object instead of rewriting it (S3 does, up to ``refresh_after``)."""
 
     @abc.abstractmethod
     def get(self, key: str) -> bytes:

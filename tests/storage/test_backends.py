@@ -17,10 +17,25 @@ KEY_A = "ab" * 32
 KEY_B = "cd" * 32
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def backend(request, tmp_path) -> BlockBackend:
     if request.param == "local":
         return LocalBackend(tmp_path / "blocks")
+    if request.param == "s3":  # SeaweedFS (tests/storage/conftest.py), a prefix per test
+        from davdrive.storage.s3 import S3Backend
+
+        store = request.getfixturevalue("seaweed")
+        # S3 writes are create-if-absent (keys are content-addressed); an existing object older
+        # than refresh_after is rewritten: 0 makes every second put a replacement, the rule
+        # this suite checks (the default is covered in test_s3.py).
+        return S3Backend(
+            store.bucket,
+            request.getfixturevalue("s3_prefix"),
+            endpoint=store.endpoint,
+            access_key=store.access_key,
+            secret_key=store.secret_key,
+            refresh_after=0,
+        )
     return MemoryBackend()
 
 
