@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Float,
@@ -70,6 +71,8 @@ class User(Base):
     # How many shares it received (a hint, never too low): an account with none skips the
     # look-up of mount points; read with the credentials check every request makes anyway.
     shares_in: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # Overrides of the global ``retention`` settings for this account (NULL: the defaults).
+    retention: Mapped[dict | None] = mapped_column(JSON, nullable=True)
 
 
 class Device(Base):
@@ -364,6 +367,35 @@ class StagedBlock(Base):
     size: Mapped[int] = mapped_column(Integer)  # plaintext bytes
     stored_size: Mapped[int] = mapped_column(Integer)
     staged_at: Mapped[float] = mapped_column(Float, index=True)  # last PUT of the block
+
+
+class JobLease(Base):
+    """A scheduled job's lease: the process named ``holder`` runs it until ``expires_at``; a
+    crashed holder's lease simply expires. ``last_run_at`` (when the last run started) lets
+    every process agree that a period's run has happened."""
+
+    __tablename__ = "job_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    expires_at: Mapped[float] = mapped_column(Float)
+    last_run_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ReplicationQueue(Base):
+    """A copy a replicated backend owes ``store`` (its name in the config): the object was
+    written while that store was down (allowed by ``min_copies``) and is written there when it
+    returns. Durable, so a restart loses no owed copy."""
+
+    __tablename__ = "replication_queue"
+    __table_args__ = (UniqueConstraint("store", "object_key"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    store: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(128))
+    queued_at: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class UploadSession(Base):
