@@ -211,10 +211,14 @@ class _Assembly:
 
     def wait(self, seconds: float | None) -> str | None:
         """None once finished (``value``/``error`` set), else the job id it continues as
-        (``seconds`` None: wait until it finishes)."""
+        (``seconds`` None: wait until it finishes; 0: always a job)."""
         if seconds is None:
             self.run()
             return None
+        if seconds <= 0:  # always a job (deterministic, whatever the assembly's speed)
+            self.job = self.uploads.start_job(self.p)
+            threading.Thread(target=self.run, name="chunked-assembly", daemon=True).start()
+            return self.job
         threading.Thread(target=self.run, name="chunked-assembly", daemon=True).start()
         if self.done.wait(seconds):
             return None
