@@ -117,7 +117,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_once(args: argparse.Namespace) -> int:
     local = Path(args.local_dir).resolve()
-    progress = sys.stderr.isatty() and not args.quiet
+    progress = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = progress and not args.quiet
     eng = open_engine(local, force=args.force, progress=progress)
     with folder_lock(local):
         stats = eng.sync()
@@ -186,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("local_dir", metavar="LOCAL_DIR", nargs="?", default=".")
     o.add_argument("--force", action="store_true", help="proceed past the delete guard")
     o.add_argument("-q", "--quiet", action="store_true")
+    o.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars for transfers of 8 MiB or more (default: when stderr is a terminal)",
+    )
     o.set_defaults(func=cmd_once)
 
     s = sub.add_parser("status", help="show the folder's sync settings and state")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from scripts.counting_proxy import CountingProxy
 from tests.sync.conftest import server_tree
-from tests.sync.proxy import CountingProxy
 
 MiB = 1 << 20
 
