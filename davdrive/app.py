@@ -22,13 +22,15 @@ from davdrive.blockstore.keys import ENV_MASTER_KEY, KeyRing
 from davdrive.blockstore.store import BlockStore
 from davdrive.config import Config
 from davdrive.metadata.db import Database
+from davdrive.metadata.replication_queue import SqlRepairQueue
 from davdrive.metadata.schema import User
 from davdrive.notify.base import Bus
 from davdrive.notify.registry import open_bus
 from davdrive.service.auth import Accounts
 from davdrive.service.drive import Drive
 from davdrive.service.login_flow import LoginFlows
-from davdrive.storage.registry import open_backend
+from davdrive.storage.base import BlockBackend
+from davdrive.storage.registry import S3Credentials, open_backend
 
 SCHEMA_MARKER = "alembic_version"  # the table every migrated davdrive database has
 
@@ -136,6 +138,17 @@ def store_state(config: Config) -> StoreState:
     return StoreState(schema=schema, accounts=accounts, key=key)
 
 
+def open_blocks(config: Config, db: Database) -> BlockBackend:
+    """The block backend ``config.blocks_url`` names; several stores replicate, their owed
+    copies queued durably in ``db`` (its ``replication_queue`` table)."""
+    return open_backend(
+        config.blocks_url,
+        s3=S3Credentials.from_config(config.s3),
+        repair_queue=SqlRepairQueue(db),
+        min_copies=config.min_copies or None,
+    )
+
+
 def build_app(config: Config, *, create: bool = True) -> App:
     """Open (``create``: create if needed) the store, migrate the database, wire the services.
 
@@ -151,13 +164,18 @@ def build_app(config: Config, *, create: bool = True) -> App:
         raise StoreNotFound(c)
     if create:
         os.makedirs(c.data_dir, mode=0o700, exist_ok=True)
-    db = Database(c.database_url)
+    db = Database(c.database_url)  # connects at first use: creates nothing yet
+    backend: BlockBackend | None = None
     try:
+        # The block store first: one that is down (or refuses the keys) stops here, before
+        # the schema or a master key exist, so a failed `init` leaves no half-made store.
+        backend = open_blocks(c, db)
         db.upgrade()
         keyring = KeyRing.load_or_create(c.master_key_file)
-        backend = open_backend(c.blocks_url)
         bus = open_bus(c.bus_url, c.database_url)
     except BaseException:
+        if backend is not None:
+            backend.close()
         db.dispose()
         raise
     store = BlockStore(
@@ -191,6 +209,7 @@ __all__ = [
     "StoreState",
     "build_app",
     "init_store",
+    "open_blocks",
     "safe_url",
     "store_state",
 ]

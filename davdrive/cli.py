@@ -178,7 +178,9 @@ def init() -> None:
         return
     click.echo(f"created a davdrive store in {config.data_dir}")
     click.echo(f"  metadata:   {safe_url(config.database_url)}")
-    click.echo(f"  blocks:     {config.blocks_url}")
+    stores = config.blocks_url if isinstance(config.blocks_url, list) else [config.blocks_url]
+    urls = [str(s.get("url")) if isinstance(s, dict) else str(s) for s in stores]  # no keys
+    click.echo(f"  blocks:     {', '.join(urls)}")
     where = f"${ENV_MASTER_KEY}" if os.environ.get(ENV_MASTER_KEY) else config.master_key_file
     click.echo(f"  master key: {where} (back it up: without it no file can be read)")
     click.echo("next: `davdrive user add NAME --admin`, or `davdrive serve` (a first start with")
@@ -254,6 +256,30 @@ def user_quota(name: str, size: str) -> None:
     with _opened_app() as app:
         app.accounts.set_quota(name, quota)
     click.echo(f"quota of {name}: {_size(quota)}")
+
+
+@user.command("retention")
+@common_options
+@click.argument("name")
+@click.option("--keep-all-days", type=float, help="Keep every version this many days.")
+@click.option("--max-versions", type=int, help="Versions kept per file at most.")
+@click.option("--history-share", type=float, help="History's share of the quota (0 to 1).")
+@click.option("--trash-days", type=float, help="Days trash entries are kept.")
+@click.option("--reset", is_flag=True, help="Drop this account's overrides first.")
+def user_retention(name: str, reset: bool, **values: float | int | None) -> None:
+    """Show or override an account's retention settings (docs/STORAGE.md "Retention")."""
+    from davdrive.service.retention import account_retention, set_account_retention
+
+    changes = {k: v for k, v in values.items() if v is not None}
+    with _opened_app() as app:
+        base = app.config.retention
+        if changes or reset:
+            overrides, settings = set_account_retention(app.drive, name, changes, base, reset=reset)
+        else:
+            overrides, settings = account_retention(app.drive, name, base)
+    for key, value in vars(settings).items():
+        source = "account" if key in overrides else "default"
+        click.echo(f"{key:<14} {value:g} ({source})")
 
 
 @user.command("delete")
@@ -426,6 +452,105 @@ def fsck(repair: bool, no_verify: bool) -> None:
         click.echo(f"crash leftover: {key}")
     if not report.ok:
         sys.exit(1)
+
+
+@main.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="Verify and report; repair nothing.")
+@click.option("--report", is_flag=True, help="Also name the files that use each lost block.")
+@click.option("--rate", help="Bytes read per second, e.g. 20MB (default: the config's scrub.rate).")
+def scrub(dry_run: bool, report: bool, rate: str | None) -> None:
+    """Read every copy of every block, verify it against its id, repair bad copies from a good
+    one (replicated stores); exit status 1 when a copy is still bad or a store unreachable."""
+    from davdrive.service.scrub import scrub as run_scrub
+
+    with _opened_app() as app:
+        limit = parse_size(rate) if rate is not None else app.config.scrub.get("rate")
+        result = run_scrub(app.drive, rate=limit, dry_run=dry_run)
+    click.echo(result.summary())
+    for copy in result.bad:
+        click.echo(copy.describe())
+    for store, why in sorted(result.unreachable.items()):
+        click.echo(f"unreachable: {store}: {why}")
+    if report:
+        for key in result.lost:
+            files = result.affected.get(key, [])
+            click.echo(f"no good copy: {key}")
+            for f in files:
+                click.echo(f"    {f.describe()}")
+            if not files:
+                click.echo("    used by no file version")
+    if not result.ok:
+        sys.exit(1)
+
+
+@main.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="Print what would go; change nothing.")
+def prune(dry_run: bool) -> None:
+    """Apply retention now: thin and cap file versions, purge expired trash entries (blocks
+    nothing uses any more are left to `davdrive gc`). Prints a summary per account."""
+    from davdrive.service.retention import prune as run_prune
+
+    with _opened_app() as app:
+        count = len(app.accounts.list_users())
+        with click.progressbar(length=count, label="accounts", file=sys.stderr) as bar:
+            report = run_prune(app, dry_run=dry_run, on_account=lambda _: bar.update(1))
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+    for a in report.accounts:
+        if a.error is not None:
+            click.echo(f"{a.login}: failed: {a.error}")
+            continue
+        p = a.plan
+        click.echo(
+            f"{a.login}: {a.versions_dropped} versions dropped (thinned {p.count('thinned')}, "
+            f"over max_versions {p.count('max_versions')}, over history_share "
+            f"{p.count('history_share')}), {a.trash_purged} trash entries purged, history "
+            f"{_size(p.history_before)} -> {_size(p.history_after)} (cap "
+            f"{_size(p.history_cap)}), {_size(p.released)} released for gc"
+        )
+        if dry_run:
+            for v in a.versions:
+                click.echo(
+                    f"  drop {v.path} version {v.version_id} ({_when(v.created_at)}, {v.reason})"
+                )
+            for t in p.purged:
+                click.echo(f"  purge {t.path} (trashed {_when(t.trashed_at)})")
+    click.echo(
+        f"total: {report.versions_dropped} versions dropped, {report.trash_purged} trash "
+        f"entries purged, {_size(report.released)} released for gc"
+    )
+    if report.errors:
+        sys.exit(1)
+
+
+@main.command()
+@common_options
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Collect what has been unused this long (default: the config's gc_grace, a day).",
+)
+def gc(dry_run: bool, grace: float | None) -> None:
+    """Delete block rows no version uses and objects nothing refers to, once unused for the
+    grace period (safe while the server runs); print what was removed."""
+    from davdrive.service.gc import execute_gc, plan_gc
+
+    with _opened_app() as app:
+        plan = plan_gc(app.drive, grace=app.config.gc_grace if grace is None else grace)
+        if dry_run:
+            report = plan.report()
+        else:
+            with click.progressbar(length=plan.items, label="sweeping", file=sys.stderr) as bar:
+                report = execute_gc(app.drive, plan, progress=bar.update)
+    click.echo(report.summary())
+    click.echo(
+        f"rows removed: {report.rows_removed}; objects removed: {report.objects_removed}; "
+        f"{'would free' if dry_run else 'freed'}: {_size(report.bytes_freed)}"
+    )
 
 
 @main.command()

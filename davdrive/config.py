@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,61 @@ DEFAULT_QUOTA = 10 * 10**9  # 10 GB, as the issue states it (decimal, like Dropb
 MAX_FILE_SIZE = 10 * 10**9
 
 
+@dataclass(frozen=True)
+class Retention:
+    """How long history and trash are kept (``service.retention``, docs/STORAGE.md
+    "Retention"): every version for ``keep_all_days``, then thinned; at most ``max_versions``
+    per file; history's unique block bytes at most ``history_share`` of the quota; trash
+    entries for ``trash_days``. Pinned and current versions are never dropped."""
+
+    keep_all_days: float = 30.0
+    max_versions: int = 100
+    history_share: float = 0.5
+    trash_days: float = 30.0
+
+    def overridden(self, values: Mapping[str, Any] | None) -> Retention:
+        """These settings with ``values`` (a subset of the fields) applied; ``ValueError``
+        naming the setting for an unknown key or a bad value."""
+        return replace(self, **check_retention(values or {}))
+
+
+def check_retention(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated retention settings (numbers in range, known keys), normalised."""
+    if not isinstance(values, Mapping):
+        raise ValueError("retention must be a mapping of keep_all_days, max_versions, ...")
+    known = {f.name for f in fields(Retention)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown retention settings: {', '.join(map(str, unknown))}")
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"retention.{key} must be a number, not {value!r}")
+        if key == "max_versions":
+            if not float(value).is_integer() or value < 1:
+                raise ValueError(
+                    f"retention.max_versions must be a whole number >= 1, not {value!r}"
+                )
+            out[key] = int(value)
+        elif key == "history_share":
+            if not 0 <= value <= 1:
+                raise ValueError(f"retention.history_share must be between 0 and 1, not {value!r}")
+            out[key] = float(value)
+        else:
+            if not 0 <= value < 10**6:
+                raise ValueError(f"retention.{key} must be 0 or more days, not {value!r}")
+            out[key] = float(value)
+    return out
+
+
 @dataclass
 class Config:
     """Everything the app factory needs; three URLs pick the concrete parts (DESIGN.md §1)."""
 
     data_dir: Path = Path("davdrive-data")
     database_url: str = ""  # default: sqlite:///<data_dir>/davdrive.db
-    blocks_url: str = ""  # default: file://<data_dir>/blocks
+    # default: file://<data_dir>/blocks; a list of two or more stores replicates every block
+    blocks_url: str | list[Any] = ""
     bus_url: str = "memory://"
     master_key_file: str = ""  # default: <data_dir>/master.key
     host: str = "0.0.0.0"
@@ -56,11 +105,29 @@ class Config:
     # it; upkeep then reclaims it. A client must commit within this window (or upload again).
     staged_block_grace: float = 24 * 3600.0
     upkeep_interval: int = 600  # seconds between upkeep passes (uploads, locks, journal)
+    # Seconds an unused block row or an orphan object is kept before GC deletes it
+    gc_grace: float = 24 * 3600.0
+    # Scheduled jobs (``davdrive.jobs``): seconds between runs of each, 0 turns one off; each
+    # run happens once across server processes (a lease in the database). Missing: DEFAULT_JOBS
+    # (upkeep: ``upkeep_interval``).
+    jobs: dict[str, float] = field(default_factory=dict)
+    # Seconds a job's lease lasts unless renewed (a running job renews it): a crashed holder's
+    # run is taken over this long after its last renewal
+    job_lease_ttl: float = 300.0
     # GET /metrics (Prometheus): "off" (404), "public" (no authentication: scrape on a
     # private network), "admin" (Basic of an admin account)
     metrics: str = "off"
     # Minutes a web app session may go unused before it ends (sign in again): a working day
     session_idle_minutes: float = 480.0
+    # Versions and trash kept (per-account overrides: ``davdrive user retention``)
+    retention: Retention = field(default_factory=Retention)
+    # Replication (blocks_url lists several stores): copies a write needs; 0: every store
+    min_copies: int = 0
+    # Keys for s3:// stores ({access_key_id, secret_access_key, session_token}); absent: the
+    # environment (AWS_ACCESS_KEY_ID, ...). Never in blocks_url: URLs are printed and logged.
+    s3: dict[str, Any] = field(default_factory=dict)
+    # scrub: {rate: bytes read per second while verifying blocks, e.g. 20MB; 0: no limit}
+    scrub: dict[str, Any] = field(default_factory=lambda: {"rate": 20 * 10**6})
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -165,6 +232,61 @@ def _check_connection_limits(values: dict[str, Any]) -> None:
         values["connection_limit_exempt"] = [str(e).strip() for e in exempt]
 
 
+def _check_storage(values: dict[str, Any]) -> None:
+    """Validate (and normalise in place) ``blocks_url``, ``min_copies``, ``s3``, ``scrub``."""
+    url = values.get("blocks_url", "")
+    if isinstance(url, list):
+        if len(url) < 2:
+            raise ValueError("blocks_url: a list needs at least two stores (or give one URL)")
+    elif url is None or not isinstance(url, str):
+        raise ValueError(f"blocks_url must be a URL or a list of store URLs, not {url!r}")
+    copies = values.get("min_copies", 0)
+    stores = len(url) if isinstance(url, list) else 1
+    if isinstance(copies, bool) or not isinstance(copies, int) or not 0 <= copies <= stores:
+        raise ValueError(f"min_copies must be 0 (all) to {stores} (the stores), not {copies!r}")
+    for key in ("s3", "scrub"):
+        if values.get(key) is None:
+            values.pop(key, None)
+        elif not isinstance(values[key], dict):
+            raise ValueError(f"{key} must be a mapping")
+    scrub = values.get("scrub", {})
+    unknown = sorted(set(scrub) - {"rate"})
+    if unknown:
+        raise ValueError(f"scrub: unknown settings {', '.join(map(str, unknown))}")
+    if "rate" in scrub:
+        scrub["rate"] = parse_size(scrub["rate"] or 0)
+
+
+JOB_NAMES = ("upkeep", "gc", "prune", "scrub", "replicate")
+# scrub: on request; replicate: copies owed to a replica that was down (nothing when unreplicated)
+DEFAULT_JOBS = {"gc": 24 * 3600.0, "prune": 3600.0, "scrub": 0.0, "replicate": 60.0}
+
+
+def _check_jobs(values: dict[str, Any]) -> None:
+    """Validate (and normalise in place) ``jobs``, ``gc_grace`` and ``job_lease_ttl``."""
+    jobs = values.get("jobs")
+    if jobs is None:
+        values.pop("jobs", None)
+    elif not isinstance(jobs, dict):
+        raise ValueError("jobs must be a mapping of job name to seconds between runs")
+    else:
+        unknown = sorted(set(map(str, jobs)) - set(JOB_NAMES))
+        if unknown:
+            raise ValueError(f"jobs: unknown jobs {', '.join(unknown)} (known: {JOB_NAMES})")
+        for name, period in jobs.items():
+            if period is None or period is False:
+                period = 0
+            if isinstance(period, bool) or not isinstance(period, (int, float)) or period < 0:
+                raise ValueError(f"jobs.{name} must be 0 (off) or seconds, not {period!r}")
+            jobs[name] = float(period)
+    for key in ("gc_grace", "job_lease_ttl"):
+        if key in values:
+            value = values[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{key} must be 0 or more seconds, not {value!r}")
+            values[key] = float(value)
+
+
 def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Config:
     """Read a YAML config file (optional) and apply non-None overrides; return it resolved."""
     values: dict[str, Any] = {}
@@ -187,6 +309,10 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     if "metrics" in values:
         values["metrics"] = _metrics_mode(values["metrics"])
     _check_connection_limits(values)
+    _check_jobs(values)
+    _check_storage(values)
+    if "retention" in values:
+        values["retention"] = Retention().overridden(values["retention"])
     idle = values.get("session_idle_minutes", 1.0)
     if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < 10**7:
         raise ValueError(f"session_idle_minutes must be a positive number, not {idle!r}")

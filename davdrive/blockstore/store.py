@@ -123,14 +123,19 @@ class BlockStore:
         self, keys: AccountKeys, block_hash: str, object_key: str, inline: bytes | None = None
     ) -> bytes:
         """Fetch (or take the ``inline`` sealed bytes), authenticate, decompress and verify one
-        block (``IntegrityError``)."""
+        block (``IntegrityError``). A damaged copy makes a replicated backend offer the next."""
         if inline is not None:
             return blockformat.decode(keys, block_hash, inline)
+        damaged: IntegrityError | None = None
         try:
-            blob = self.backend.get(object_key)
+            for blob in self.backend.copies(object_key):
+                try:
+                    return blockformat.decode(keys, block_hash, blob)
+                except IntegrityError as exc:
+                    damaged = exc
         except NotFound:
             raise IntegrityError(f"block {block_hash[:16]} is missing from storage") from None
-        return blockformat.decode(keys, block_hash, blob)
+        raise damaged or IntegrityError(f"block {block_hash[:16]} is missing from storage")
 
     # -- streams ---------------------------------------------------------------------------------
     def ingest(self, keys: AccountKeys, known: Callable[[str], bool]) -> Ingest:

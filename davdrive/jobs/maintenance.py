@@ -1,109 +1,120 @@
-"""Routine upkeep on a schedule: expire stale resumable and chunked uploads (reclaiming their
-staged blocks) and blocks uploaded through the block API that no commit used within their
-grace period (``staged_block_grace``), end idle web app sessions, purge expired WebDAV locks,
-and prune the change journal past its retention.
+"""Background jobs run by APScheduler inside ``davdrive serve``: upkeep, gc, prune and scrub,
+each on its own schedule (``jobs`` in the config, seconds between runs; 0 turns a job off) and
+each under a lease in the database (``jobs.leased``), so that with several server processes
+each period's run happens once. APScheduler runs them on its own threads, never on a request
+worker.
 
-Each task is idempotent and safe to run in several server processes at once (they delete rows
-by condition), so scale-out needs no lease for them yet. APScheduler runs them on its own
-thread, never on a request worker. Every run is counted in ``davdrive.metrics``
-(``davdrive_job_runs_total{job,outcome}``, ``davdrive_job_duration_seconds{job}``).
+- ``upkeep``: expired uploads, locks, sessions, journal rows (``jobs.upkeep``);
+- ``gc``: unused block rows and orphan objects older than ``gc_grace`` (``service.gc``);
+- ``prune``: version retention and trash expiry (``service.retention.prune``);
+- ``scrub``: verify (and, replicated, repair) every stored block (``service.scrub``); off by
+  default (it reads everything; set ``scrub.rate`` to bound it);
+- ``replicate``: write the copies a replicated block store owes a store that was down
+  (``service.scrub.drain_replication``; nothing to do when the blocks are not replicated).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from davdrive import metrics
-from davdrive.service.block_api import STAGED_GRACE, BlockApi
-from davdrive.service.changes import Changes
-from davdrive.service.chunked_uploads import ChunkedUploads
-from davdrive.service.locks import LockRepo
-from davdrive.service.sessions import DEFAULT_IDLE, Sessions
-from davdrive.service.uploads import ResumableUploads
+from davdrive.config import DEFAULT_JOBS
+from davdrive.jobs.leased import LeasedJob
+from davdrive.jobs.upkeep import UpkeepReport, run_upkeep
+from davdrive.service.gc import run_gc
+from davdrive.service.leases import Leases, holder_id
 
 if TYPE_CHECKING:
     from davdrive.app import App
 
 log = logging.getLogger("davdrive.jobs")
-DAY = 24 * 3600.0
 
 
-@dataclass(frozen=True)
-class UpkeepReport:
-    uploads_expired: int  # resumable (tus) and chunked (Nextcloud) uploads
-    locks_purged: int
-    changes_pruned: int
-    sessions_ended: int = 0
-    blocks_expired: int = 0  # staged blocks of delta sync no commit used in time
+def run_prune(app: App) -> Any:
+    """The ``prune`` job: retention now (``service.retention.prune``)."""
+    from davdrive.service.retention import prune
+
+    return prune(app)
 
 
-def run_upkeep(app: App, now: float | None = None) -> UpkeepReport:
-    """One pass of every upkeep task; returns what each removed."""
-    now = time.time() if now is None else now
-    report = UpkeepReport(
-        uploads_expired=ResumableUploads(app.drive).expire(now)
-        + ChunkedUploads(app.drive).expire(now),
-        locks_purged=LockRepo(app.db).cleanup(now),
-        changes_pruned=Changes(app.drive).prune(
-            older_than=app.config.journal_retention_days * DAY, now=now
-        ),
-        sessions_ended=Sessions(
-            app.accounts,
-            idle=getattr(app.config, "session_idle_minutes", DEFAULT_IDLE / 60) * 60,
-            clock=lambda: now,
-        ).purge_expired(),
-        blocks_expired=BlockApi(
-            app.drive, grace=getattr(app.config, "staged_block_grace", STAGED_GRACE)
-        ).expire(now),
-    )
-    if any(
-        (
-            report.uploads_expired,
-            report.locks_purged,
-            report.changes_pruned,
-            report.sessions_ended,
-            report.blocks_expired,
+def run_scrub(app: App) -> Any:
+    """The ``scrub`` job: verify every block at the configured rate (``service.scrub``)."""
+    from davdrive.service.scrub import scrub
+
+    return scrub(app.drive, rate=app.config.scrub.get("rate"))
+
+
+def run_replicate(app: App) -> Any:
+    """The ``replicate`` job: drain the replication queue (``service.scrub``)."""
+    from davdrive.service.scrub import drain_replication
+
+    return drain_replication(app.drive)
+
+
+RUNNERS: dict[str, Callable[[App], Any]] = {
+    "upkeep": run_upkeep,
+    "gc": lambda app: run_gc(app.drive, grace=app.config.gc_grace),
+    "prune": run_prune,
+    "scrub": run_scrub,
+    "replicate": run_replicate,
+}
+
+
+def periods(app: App) -> dict[str, float]:
+    """Seconds between runs of each job (0: off): the config's ``jobs`` over the defaults."""
+    merged = {"upkeep": float(app.config.upkeep_interval), **DEFAULT_JOBS}
+    merged.update(app.config.jobs)
+    if isinstance(app.config.blocks_url, str):  # one store: no copies are ever owed
+        merged["replicate"] = 0.0
+    return merged
+
+
+def leased_jobs(app: App, holder: str | None = None) -> list[LeasedJob]:
+    """The jobs that are on, each under its lease, for this process (``holder``)."""
+    leases = Leases(app.db)
+    holder = holder or holder_id()
+    return [
+        LeasedJob(
+            name,
+            lambda run=RUNNERS[name]: run(app),
+            leases=leases,
+            holder=holder,
+            period=period,
+            ttl=app.config.job_lease_ttl,
         )
-    ):
-        log.info("upkeep: %s", report)
-    return report
-
-
-def _guarded(app: App) -> None:
-    started = time.perf_counter()
-    outcome = "ok"
-    try:
-        run_upkeep(app)
-    except Exception:  # noqa: BLE001 - a failed pass must not stop the schedule
-        outcome = "failed"
-        log.exception("upkeep pass failed; the next one retries")
-    finally:
-        metrics.JOB_DURATION.labels("upkeep").observe(time.perf_counter() - started)
-        metrics.JOB_RUNS.labels("upkeep", outcome).inc()
+        for name, period in periods(app).items()
+        if period > 0
+    ]
 
 
 def start_scheduler(app: App) -> BackgroundScheduler:
-    """Start the upkeep schedule (first pass right away); ``shutdown()`` it on exit."""
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per pass
+    """Start every job's schedule (a first try right away); ``shutdown()`` it on exit."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per tick
     scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
-    scheduler.add_job(
-        _guarded,
-        "interval",
-        args=[app],
-        seconds=app.config.upkeep_interval,
-        next_run_time=datetime.now(UTC),
-        id="upkeep",
-        max_instances=1,
-        coalesce=True,
-    )
+    jobs = leased_jobs(app)
+    for job in jobs:
+        scheduler.add_job(
+            job.tick,
+            "interval",
+            seconds=job.tick_interval,
+            next_run_time=datetime.now(UTC),
+            id=job.name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
     scheduler.start()
+    if jobs:
+        log.info(
+            "jobs scheduled (holder %s): %s",
+            jobs[0].holder,
+            ", ".join(f"{j.name} every {j.period:g}s" for j in jobs),
+        )
     return scheduler
 
 
-__all__ = ["UpkeepReport", "run_upkeep", "start_scheduler"]
+__all__ = ["RUNNERS", "UpkeepReport", "leased_jobs", "periods", "run_upkeep", "start_scheduler"]

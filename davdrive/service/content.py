@@ -63,8 +63,15 @@ PLACEHOLDER_WINDOW = 60.0
 # quota): the commit makes them all atomically anyway, and a small body costs nothing to read.
 PRECHECK_MIN = 64 << 10
 
-_BLOCK_IDS = select(Block.hash, Block.id).where(
-    Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True))
+# Dedup hits: the rows a commit references, found and touched (``last_access``) in the commit's
+# transaction, so garbage collection's conditional delete (``service.gc``) never takes a row a
+# commit is adopting (on PostgreSQL the touched row stays locked until the commit ends, and the
+# sweep skips locked rows).
+_BLOCK_IDS = (
+    update(Block)
+    .where(Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True)))
+    .values(last_access=bindparam("now"))
+    .returning(Block.hash, Block.id)
 )
 
 _DROP_VERSION = delete(FileVersion).where(FileVersion.id == bindparam("vid"))
@@ -587,7 +594,7 @@ class Content:
         wanted = sorted({ref.hash for ref in result.blocks} - ids.keys())  # deduplicated
         for i in range(0, len(wanted), IN_BATCH):
             batch = wanted[i : i + IN_BATCH]
-            for row in conn.execute(_BLOCK_IDS, {"uid": owner, "hashes": batch}):
+            for row in conn.execute(_BLOCK_IDS, {"uid": owner, "hashes": batch, "now": now}):
                 ids[row.hash] = row.id
         if any(ref.hash not in ids for ref in result.blocks):
             # A deduplicated block was collected between the check and the commit: the caller

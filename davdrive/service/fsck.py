@@ -17,17 +17,19 @@ from davdrive.metadata.schema import (
     VersionBlock,
 )
 from davdrive.service.core import LOST
-from davdrive.service.references import referenced_keys
+from davdrive.service.gc import DEFAULT_GRACE, sweep_orphans, unreferenced_objects
+from davdrive.service.references import unused_block
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from davdrive.service.drive import Drive
+    from davdrive.storage.base import ObjectInfo
 
 # An object younger than this may belong to a PUT still streaming (its block rows are written
 # in the commit), so repair leaves it alone: a single upload must finish within a day.
 # Resumable uploads are safe at any age: their blocks are listed in upload_block.
-ORPHAN_GRACE = 24 * 3600.0
+ORPHAN_GRACE = DEFAULT_GRACE
 # A .tmp file this old is no put in progress (a put writes one block of <= 4 MiB and renames).
 LEFTOVER_GRACE = 3600.0
 
@@ -108,10 +110,8 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
                 Block.inline_data.is_not(None).label("inline"),
             ).order_by(Block.user_id)
         ).all()
-        referenced = referenced_keys(s)
-        used = select(VersionBlock.block_id)
         report.unreferenced_blocks = int(
-            s.scalar(select(func.count()).select_from(Block).where(Block.id.not_in(used))) or 0
+            s.scalar(select(func.count()).select_from(Block).where(unused_block())) or 0
         )
     bad_keys: dict[int, str] = {}
     for row in rows:
@@ -163,12 +163,14 @@ def fsck(drive: Drive, *, repair: bool = False, verify: bool = True) -> FsckRepo
         if repair and left.mtime < time.time() - LEFTOVER_GRACE:
             backend.remove_leftover(left.key)
             report.repaired += 1
-    for obj in backend.list():
-        if obj.key not in referenced:
-            report.orphans.append(obj.key)
-            if repair and obj.mtime < cutoff:
-                backend.delete(obj.key)
-                report.repaired += 1
+    old: list[ObjectInfo] = []
+    for obj in unreferenced_objects(drive):
+        report.orphans.append(obj.key)
+        if obj.mtime < cutoff:
+            old.append(obj)
+    if repair:
+        # GC's sweep: re-checked under a lock that holds every commit back (``service.gc``)
+        report.repaired += len(sweep_orphans(drive, old))
     return report
 
 

@@ -1,4 +1,4 @@
-"""Block storage backends: one small interface (DESIGN.md §2), local directory and memory."""
+"""Block storage backends: one small interface (DESIGN.md §2); local, memory, S3, replicated."""
 
 from davdrive.storage.base import BlockBackend, ObjectInfo
 from davdrive.storage.registry import open_backend

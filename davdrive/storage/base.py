@@ -1,4 +1,4 @@
-"""The backend interface every block store (local, memory, later S3/replicated/cold) implements."""
+"""The backend interface every block store (local, memory, S3, replicated, ...) implements."""
 
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ class BlockBackend(abc.ABC):
     @abc.abstractmethod
     def list(self) -> Iterator[ObjectInfo]:
         """Every stored object (used by fsck and garbage collection)."""
+
+    def copies(self, key: str) -> Iterator[bytes]:
+        """Each stored copy of ``key``, best first; raises like ``get`` when there is none.
+
+        A reader that finds a copy damaged (its authentication fails) asks for the next one, so
+        the backend knows the previous copy was rejected. A plain backend has one copy."""
+        yield self.get(key)
+
+    def replicas(self) -> list[tuple[str, BlockBackend]]:
+        """The named stores that each hold a copy of every object (scrub reads and repairs
+        them one by one). A plain backend is its own single replica."""
+        return [("blocks", self)]
 
     def leftovers(self) -> Iterator[ObjectInfo]:
         """Partial writes a crash left behind (not objects; ``key`` names them for

@@ -80,7 +80,8 @@ class S3Backend(BlockBackend):
         self.region = region
         self.timeout = float(timeout)
         self.refresh_after = float(refresh_after)
-        env = os.environ
+        # keys given (the config's s3 section) win as a set: never mixed with the environment's
+        env = {} if access_key else os.environ
         self._access_key = access_key or env.get("AWS_ACCESS_KEY_ID") or None
         self._secret_key = secret_key or env.get("AWS_SECRET_ACCESS_KEY") or None
         self._session_token = session_token or env.get("AWS_SESSION_TOKEN") or None
@@ -151,7 +152,10 @@ class S3Backend(BlockBackend):
     # -- errors --------------------------------------------------------------------------------
     def _unavailable(self, op: str, exc: Exception) -> StoreUnavailable:
         if isinstance(exc, (PermissionDeniedError, UnauthenticatedError)):
-            reason = "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+            reason = (
+                "access denied (check the config's s3 keys or "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+            )
         else:
             reason = _short(exc)
         return StoreUnavailable(
@@ -273,9 +277,17 @@ def _short(exc: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def open_s3(url: str) -> S3Backend:
+def open_s3(
+    url: str,
+    *,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+) -> S3Backend:
     """``s3://bucket/prefix?endpoint=http://host:8333&region=us-east-1&timeout=30``
-    (``conditional=off`` forces HEAD-then-PUT instead of probing)."""
+    (``conditional=off`` forces HEAD-then-PUT instead of probing). Credentials are never
+    part of the URL (it is printed and logged): they come from the config's ``s3`` section
+    (the arguments) or the environment."""
     parsed = urlparse(url)
     options = dict(parse_qsl(parsed.query, keep_blank_values=True))
     unknown = sorted(set(options) - _URL_OPTIONS)
@@ -301,6 +313,9 @@ def open_s3(url: str) -> S3Backend:
         parsed.path,
         endpoint=endpoint,
         region=options.get("region") or DEFAULT_REGION,
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=session_token,
         timeout=timeout,
         conditional=False if cond == "off" else None,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -141,7 +142,8 @@ class Seaweed:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        """Until the bucket answers a signed HEAD (S3 up, filer and volume behind it)."""
+        """Until the bucket answers a signed HEAD and takes a write (S3 up, filer and volume
+        behind it: a restarted store answers HEAD before its volume server takes writes)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = self.client()
@@ -152,6 +154,8 @@ class Seaweed:
                 raise RuntimeError(f"weed mini exited:\n{self.log.read_text()[-3000:]}")
             try:
                 client.head_bucket(Bucket=self.bucket)
+                client.put_object(Bucket=self.bucket, Key=".ready", Body=b"ready")
+                client.delete_object(Bucket=self.bucket, Key=".ready")
                 return
             except (BotoCoreError, ClientError):
                 time.sleep(0.1)
@@ -215,3 +219,28 @@ def s3_env(seaweed: Seaweed, monkeypatch: pytest.MonkeyPatch) -> Seaweed:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweed.secret_key)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     return seaweed
+
+
+@pytest.fixture
+def weed() -> Iterator[Seaweed]:
+    """A SeaweedFS of the test's own, which it may stop, kill and restart (never the shared
+    one)."""
+    srv = start_seaweed()
+    try:
+        yield srv
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:
+            os.killpg(srv.proc.pid, signal.SIGCONT)
+        srv.stop()
+        shutil.rmtree(srv.directory, ignore_errors=True)
+
+
+def pause(srv: Seaweed) -> None:
+    """Freeze the store (SIGSTOP): connections are accepted, requests time out."""
+    assert srv.proc is not None
+    os.killpg(srv.proc.pid, signal.SIGSTOP)
+
+
+def resume(srv: Seaweed) -> None:
+    assert srv.proc is not None
+    os.killpg(srv.proc.pid, signal.SIGCONT)

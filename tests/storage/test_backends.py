@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,31 +13,46 @@ from davdrive.storage.base import BlockBackend
 from davdrive.storage.local import LocalBackend
 from davdrive.storage.memory import MemoryBackend
 from davdrive.storage.registry import open_backend
+from davdrive.storage.replicated import ReplicatedBackend
 
 KEY_A = "ab" * 32
 KEY_B = "cd" * 32
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
-def backend(request, tmp_path) -> BlockBackend:
-    if request.param == "local":
-        return LocalBackend(tmp_path / "blocks")
-    if request.param == "s3":  # SeaweedFS (tests/storage/conftest.py), a prefix per test
-        from davdrive.storage.s3 import S3Backend
+def _s3(request) -> BlockBackend:
+    """SeaweedFS (tests/storage/conftest.py), a prefix per test."""
+    from davdrive.storage.s3 import S3Backend
 
-        store = request.getfixturevalue("seaweed")
-        # S3 writes are create-if-absent (keys are content-addressed); an existing object older
-        # than refresh_after is rewritten: 0 makes every second put a replacement, the rule
-        # this suite checks (the default is covered in test_s3.py).
-        return S3Backend(
-            store.bucket,
-            request.getfixturevalue("s3_prefix"),
-            endpoint=store.endpoint,
-            access_key=store.access_key,
-            secret_key=store.secret_key,
-            refresh_after=0,
+    store = request.getfixturevalue("seaweed")
+    # S3 writes are create-if-absent (keys are content-addressed); an existing object older
+    # than refresh_after is rewritten: 0 makes every second put a replacement, the rule
+    # this suite checks (the default is covered in test_s3.py).
+    return S3Backend(
+        store.bucket,
+        request.getfixturevalue("s3_prefix"),
+        endpoint=store.endpoint,
+        access_key=store.access_key,
+        secret_key=store.secret_key,
+        refresh_after=0,
+    )
+
+
+@pytest.fixture(params=["local", "memory", "s3", "replicated-memory+memory", "replicated-local+s3"])
+def backend(request, tmp_path) -> Iterator[BlockBackend]:
+    if request.param == "local":
+        b: BlockBackend = LocalBackend(tmp_path / "blocks")
+    elif request.param == "s3":
+        b = _s3(request)
+    elif request.param == "replicated-memory+memory":
+        b = ReplicatedBackend([("one", MemoryBackend()), ("two", MemoryBackend())])
+    elif request.param == "replicated-local+s3":
+        b = ReplicatedBackend(
+            [("local", LocalBackend(tmp_path / "blocks")), ("s3", lambda: _s3(request))]
         )
-    return MemoryBackend()
+    else:
+        b = MemoryBackend()
+    yield b
+    b.close()
 
 
 def test_put_get_roundtrip(backend):
@@ -75,6 +91,18 @@ def test_list_reports_keys_and_sizes(backend):
 def test_hostile_keys_are_refused(backend, key):
     with pytest.raises(ValueError):
         backend.put(key, b"x")
+
+
+def test_every_copy_holds_the_object(backend):
+    backend.put(KEY_A, b"copy")
+    for _name, store in backend.replicas():
+        assert store.get(KEY_A) == b"copy"
+    assert list(backend.copies(KEY_A))[0] == b"copy"
+    backend.delete(KEY_A)
+    for _name, store in backend.replicas():
+        assert not store.exists(KEY_A)
+    with pytest.raises(NotFound):
+        list(backend.copies(KEY_A))
 
 
 def test_large_object(backend):

@@ -47,3 +47,9 @@ def test_store_down_at_start_is_one_clear_line(s3_env, tmp_path, monkeypatch):
     proc = run_cli(tmp_path / "data", "init", check=False)
     assert proc.returncode != 0
     assert dead in proc.stderr and "Traceback" not in proc.stderr
+    # nothing half-made: no schema, no master key (a later init, with the store up, creates
+    # the store instead of finding one that never reached its blocks)
+    assert not (tmp_path / "data" / "davdrive.db").exists()
+    assert not (tmp_path / "data" / "master.key").exists()
+    again = run_cli(tmp_path / "data", "user", "list", check=False)
+    assert again.returncode == 2 and "no davdrive store" in again.stderr
