@@ -463,10 +463,13 @@ def scrub(dry_run: bool, report: bool, rate: str | None) -> None:
     """Read every copy of every block, verify it against its id, repair bad copies from a good
     one (replicated stores); exit status 1 when a copy is still bad or a store unreachable."""
     from davdrive.service.scrub import scrub as run_scrub
+    from davdrive.service.scrub import scrub_size
 
     with _opened_app() as app:
         limit = parse_size(rate) if rate is not None else app.config.scrub.get("rate")
-        result = run_scrub(app.drive, rate=limit, dry_run=dry_run)
+        total = scrub_size(app.drive)
+        with click.progressbar(length=total, label="verifying", file=sys.stderr) as bar:
+            result = run_scrub(app.drive, rate=limit, dry_run=dry_run, on_block=bar.update)
     click.echo(result.summary())
     for copy in result.bad:
         click.echo(copy.describe())
@@ -557,13 +560,16 @@ def gc(dry_run: bool, grace: float | None) -> None:
 @common_options
 @click.argument("name", required=False)
 def usage(name: str | None) -> None:
-    """Show used and available space for one account or all."""
+    """Show space for one account or all: current files (what the quota counts), older
+    versions, trash, what the blocks take in the store, the quota and what is left."""
     with _opened_app() as app:
         logins = [name] if name else [u.login for u in app.accounts.list_users()]
-        rows = [(login, app.drive.usage(app.drive.principal(login))) for login in logins]
-    click.echo(f"{'LOGIN':<24} {'USED':>10} {'QUOTA':>10} {'AVAILABLE':>10}")
-    for login, u in rows:
-        click.echo(f"{login:<24} {_size(u.used):>10} {_size(u.quota):>10} {_size(u.available):>10}")
+        rows = [app.drive.account_overview(app.drive.principal(login)) for login in logins]
+    heads = ("CURRENT", "HISTORY", "TRASH", "STORED", "QUOTA", "AVAILABLE")
+    click.echo(f"{'LOGIN':<24}" + "".join(f" {h:>10}" for h in heads))
+    for a in rows:
+        sizes = (a.used, a.history, a.trash, a.stored, a.quota, max(0, a.quota - a.used))
+        click.echo(f"{a.login:<24}" + "".join(f" {_size(v):>10}" for v in sizes))
 
 
 @main.group()

@@ -90,12 +90,19 @@ def test_usage_device_fsck_and_key_rotate(data):
     try:
         p: Principal = app.drive.principal("alice")
         app.drive.write_file(p, "/hello.txt", b"hello world" * 1000)
+        app.drive.write_file(p, "/notes.txt", b"n" * 4000)
+        app.drive.write_file(p, "/notes.txt", b"n" * 500)  # 4 kB go to history
+        app.drive.write_file(p, "/old.txt", b"x" * 3000)
+        app.drive.delete(p, "/old.txt")  # 3 kB in the trash
         old_key = app.keyring.current_id
     finally:
         app.close()
 
     out = run(data, "usage", "alice").output
-    assert "alice" in out and "11.0 kB" in out
+    head, row = out.splitlines()
+    assert head.split() == ["LOGIN", "CURRENT", "HISTORY", "TRASH", "STORED", "QUOTA", "AVAILABLE"]
+    cells = [c.strip() for c in row[24:].split("  ") if c.strip()]
+    assert row.split()[0] == "alice" and cells[:3] == ["11.5 kB", "4.0 kB", "3.0 kB"], out
     assert "alice" in run(data, "usage").output
 
     out = run(data, "device", "add", "alice", "laptop").output

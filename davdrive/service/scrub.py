@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from davdrive.errors import DriveError, IntegrityError, NotFound, StoreUnavailable
 from davdrive.metadata.schema import Block
@@ -147,6 +147,17 @@ def drain_replication(drive: Drive, *, limit: int = 10000) -> DrainReport | None
     if backend is None:
         return None
     return backend.drain(verify=_verifier(drive), limit=limit)
+
+
+def scrub_size(drive: Drive) -> int:
+    """Stored bytes a scrub reads once per copy (the length of its progress bar)."""
+    with drive.db.read() as s:
+        total = s.scalar(
+            select(func.coalesce(func.sum(Block.stored_size), 0)).where(
+                Block.inline_data.is_(None), Block.tier == HOT
+            )
+        )
+    return int(total or 0)
 
 
 def scrub(

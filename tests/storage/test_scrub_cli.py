@@ -37,6 +37,7 @@ def test_scrub_reports_a_damaged_block_of_a_single_store(tmp_path):
     write_file(data)
     ok = run_cli(data, "scrub", "--rate", "0")
     assert "damaged copies: 0" in ok.stdout and "in 1 store(s)" in ok.stdout
+    assert "verifying" in ok.stderr  # the progress bar (only its label when not a terminal)
 
     (victim,) = blocks(data / "blocks")
     flip(victim)
