@@ -21,13 +21,15 @@ def _insert(dialect: str) -> Any:
 @lru_cache(maxsize=4)
 def upsert_inline(dialect: str) -> Any:
     """INSERT a block row with ``inline_data`` RETURNING its id; on a (user_id, hash) clash keep
-    the row, but give it these bytes (and make it whole again) when it holds none."""
+    the row, but give it these bytes (and make it whole again) when it holds none, and touch
+    ``last_access`` as every commit that adopts a row does (garbage collection's cutoff)."""
     stmt = _insert(dialect)(Block)
     return stmt.on_conflict_do_update(
         index_elements=["user_id", "hash"],
         set_={
             "inline_data": func.coalesce(Block.inline_data, stmt.excluded.inline_data),
             "tier": case((Block.inline_data.is_(None), "hot"), else_=Block.tier),
+            "last_access": stmt.excluded.last_access,
         },
     ).returning(Block.id)
 

@@ -97,6 +97,19 @@ def test_inline_rows_go_too(drive, alice):
     assert drive.read_bytes(alice, "/s.txt") == b"small two"
 
 
+def test_an_inline_dedup_hit_touches_the_row(drive, alice):
+    drive.write_file(alice, "/s.txt", b"small one")
+    drive.write_file(alice, "/s.txt", b"small two")
+    drop_old_versions(drive, alice, "/s.txt")
+    age_blocks(drive)
+    before = time.time()
+    drive.write_file(alice, "/t.txt", b"small one")  # adopts the unused inline row
+    row = block_of(drive, alice.user_id, b"small one")
+    assert row is not None and row.last_access >= before
+    report = run_gc(drive, grace=0)
+    assert report.rows_removed == 0 and drive.read_bytes(alice, "/t.txt") == b"small one"
+
+
 def test_trash_and_unfinished_uploads_keep_their_blocks(drive, alice):
     x, y = body(3), body(4)
     drive.write_file(alice, "/trashed.bin", x)
