@@ -20,6 +20,7 @@ from pathlib import Path
 
 from davdrive_sync import engine as engine_mod
 from davdrive_sync.remote import AuthError, NotFound, Remote, RemoteError
+from davdrive_sync.signals import Stop, stop_on_signals
 from davdrive_sync.state import (
     Config,
     NotInitialized,
@@ -115,13 +116,24 @@ def cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _stopped(eng: engine_mod.Engine) -> None:
+    """After a ``Stop``, with the folder lock still held: no temp file stays behind."""
+    with contextlib.suppress(OSError):
+        eng.clean_tmp()
+    eng.state.close()  # rolls back a state change the signal cut short
+
+
 def cmd_once(args: argparse.Namespace) -> int:
     local = Path(args.local_dir).resolve()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress and not args.quiet
     eng = open_engine(local, force=args.force, progress=progress)
-    with folder_lock(local):
-        stats = eng.sync()
+    with stop_on_signals(eng.remote), folder_lock(local):
+        try:
+            stats = eng.sync()
+        except Stop:
+            _stopped(eng)
+            raise
     for c in stats.conflicts:
         print(f"conflict: local version kept as {c}", file=sys.stderr)
     if not args.quiet:
@@ -161,8 +173,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     local = Path(args.local_dir).resolve()
     eng = open_engine(local, force=args.force)
     cfg, secret = load_config(local)
-    with folder_lock(local):
-        run_forever(eng, make_remote(cfg, secret), debounce=args.debounce, interval=args.interval)
+    poll = make_remote(cfg, secret)
+    with stop_on_signals(eng.remote, poll), folder_lock(local):
+        try:
+            run_forever(eng, poll, debounce=args.debounce, interval=args.interval)
+        except Stop:
+            _stopped(eng)
+            raise
     return EXIT_OK
 
 
@@ -238,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     except RemoteError as exc:
         print(f"not in sync: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except Stop as stop:
+        if args.command == "run":  # how `run` ends: stopped cleanly is a success
+            print(f"stopped ({stop.name}); the next start carries on", file=sys.stderr)
+            return EXIT_OK
+        print(f"interrupted ({stop.name}): not in sync; run again", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         return 130
 

@@ -15,6 +15,7 @@ the other is resurrected; a pass that would delete too much stops unless forced.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import logging
 import os
@@ -64,6 +65,28 @@ class GuardTripped(SyncError):
 
 class _Stale(Exception):
     """A precondition no longer holds; the next round plans again."""
+
+
+def guard_verdict(deletes: int, total: int, cfg: Config) -> bool:
+    """True when ``deletes`` of ``total`` synced files is more than the guard lets through:
+    more than ``guard_max``, or at least ``guard_min`` and more than ``guard_ratio`` of them."""
+    return deletes > cfg.guard_max or (
+        deletes >= cfg.guard_min and deletes > cfg.guard_ratio * max(1, total)
+    )
+
+
+@contextlib.contextmanager
+def _workers() -> Iterator[ThreadPoolExecutor]:
+    """``PARALLEL`` threads for block transfers. When the caller fails or is stopped (a signal
+    raises in the main thread), queued transfers are dropped and only those in flight (at most
+    ``PARALLEL`` blocks) are waited for."""
+    pool = ThreadPoolExecutor(PARALLEL)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 @dataclass(frozen=True)
@@ -187,6 +210,7 @@ class Engine:
         self.ignore = Ignore(local)
         self.tmp = meta_dir(local) / "tmp"
         self.warned: set[str] = set()
+        self.unreadable: set[str] = set()  # found by the last scan: left alone on both sides
         self.stats = Stats()
         self._hashes: dict[str, str] = {}
         self._known_dirs: set[str] = set()
@@ -216,7 +240,7 @@ class Engine:
     def sync(self) -> Stats:
         """Rounds until one finds nothing to do; ``SyncError`` when that does not happen."""
         self.stats = Stats()
-        self._clean_tmp()
+        self.clean_tmp()
         for _ in range(MAX_ROUNDS):
             self.stats.rounds += 1
             if self._round() == 0:
@@ -227,7 +251,9 @@ class Engine:
             "errors above); run again"
         )
 
-    def _clean_tmp(self) -> None:
+    def clean_tmp(self) -> None:
+        """Empty ``.davdrive-sync/tmp`` (downloads that did not finish; only while holding the
+        folder lock)."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         for p in self.tmp.iterdir():
             if p.is_dir():
@@ -312,8 +338,14 @@ class Engine:
 
     # -- local tree -------------------------------------------------------------------------------
     def scan(self) -> dict[str, LocalEntry]:
-        """Every regular file and folder below the root that is not ignored."""
+        """Every regular file and folder below the root that is not ignored.
+
+        Symbolic links, devices, FIFOs and sockets are skipped with a warning. Unreadable files
+        and folders are skipped with a warning too, and recorded in ``self.unreadable``: the
+        round leaves them alone on both sides (an unreadable synced file is not a deleted one).
+        """
         self.ignore.refresh()
+        self.unreadable = set()
         out: dict[str, LocalEntry] = {}
         stack = [""]
         while stack:
@@ -321,9 +353,11 @@ class Engine:
             try:
                 it = list(os.scandir(self.abs(top) if top else self.local))
             except OSError as exc:
-                self._warn_once(top, f"skipping unreadable folder {top or '.'}: {exc}")
-                if top:
-                    out.pop(top, None)
+                if not top:
+                    raise SyncError(f"cannot read the synced folder {self.local}: {exc}") from exc
+                self._warn_once(top, f"skipping unreadable folder {top}: {exc}")
+                out.pop(top, None)
+                self.unreadable.add(top)
                 continue
             for e in it:
                 rel = f"{top}/{e.name}" if top else e.name
@@ -333,6 +367,7 @@ class Engine:
                     st = e.stat(follow_symlinks=False)
                 except OSError as exc:
                     self._warn_once(rel, f"skipping {rel}: {exc}")
+                    self.unreadable.add(rel)
                     continue
                 is_dir = stat.S_ISDIR(st.st_mode)
                 if self.ignore(rel, is_dir):
@@ -344,12 +379,16 @@ class Engine:
                     self._warn_once(rel, f"skipping {rel}: not a regular file")
                     continue
                 if not os.access(e.path, os.R_OK | (os.X_OK if is_dir else 0)):
-                    self._warn_once(rel, f"skipping unreadable {rel}")
+                    self._warn_once(rel, f"skipping unreadable {rel} (left as it is)")
+                    self.unreadable.add(rel)
                     continue
                 out[rel] = LocalEntry(rel, is_dir, st.st_ino, st.st_size, st.st_mtime_ns)
                 if is_dir:
                     stack.append(rel)
         return out
+
+    def _is_unreadable(self, rel: str) -> bool:
+        return any(_under(rel, u) for u in self.unreadable)
 
     def _hash(self, rel: str) -> str:
         if rel not in self._hashes:
@@ -379,9 +418,15 @@ class Engine:
             rel = self.rel_of(n.path)
             if rel is not None and not self.ignore(rel, n.is_dir):
                 remote[n.id] = RNode(rel, n)
-        self._known_dirs = {r.rel for r in remote.values() if r.node.is_dir}
         local = self.scan()
         synced = {i: s for i, s in self.state.synced().items() if not self.ignore(s.rel, s.is_dir)}
+        if self.unreadable:
+            # what cannot be read here is neither deleted nor replaced, on either side
+            held = {i for i, s in synced.items() if self._is_unreadable(s.rel)}
+            held |= {i for i, r in remote.items() if self._is_unreadable(r.rel)}
+            synced = {i: s for i, s in synced.items() if i not in held}
+            remote = {i: r for i, r in remote.items() if i not in held}
+        self._known_dirs = {r.rel for r in remote.values() if r.node.is_dir}
 
         loc = self._locate(local, synced)
         moves = self._moves(synced, remote, loc)
@@ -651,9 +696,7 @@ class Engine:
             return
         total = max(1, sum(1 for s in synced.values() if not s.is_dir))
         for n, where in ((len(local_deletes), "here"), (len(remote_deletes), "on the server")):
-            if n > self.cfg.guard_max or (
-                n >= self.cfg.guard_min and n > self.cfg.guard_ratio * total
-            ):
+            if guard_verdict(n, total, self.cfg):
                 raise GuardTripped(
                     f"this pass would delete {n} of {total} synced files {where}; nothing was "
                     "deleted. If that is what you want, run again with --force (otherwise "
@@ -819,7 +862,7 @@ class Engine:
             return len(data)
 
         try:
-            with ThreadPoolExecutor(PARALLEL) as pool:
+            with _workers() as pool:
                 self.stats.bytes_up += sum(pool.map(put, todo.values()))
         finally:
             if bar is not None:
@@ -926,7 +969,7 @@ class Engine:
             return data, True
 
         try:
-            with open(tmp, "wb") as out, ThreadPoolExecutor(PARALLEL) as pool:
+            with open(tmp, "wb") as out, _workers() as pool:
                 for data, fetched in self._ordered(pool, fetch, blocks):
                     sha.update(data)
                     out.write(data)

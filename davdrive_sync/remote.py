@@ -109,6 +109,9 @@ class Remote:
         self.retries = retries
         self.timeout = timeout
         self.max_backoff = max_backoff
+        # set (from a signal handler) when the client is stopping: transfer threads give up
+        # instead of retrying, so a stop waits for no backoff
+        self.stopped = False
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "davdrive-sync"
         if token:
@@ -125,6 +128,8 @@ class Remote:
         url = self.base + path
         delay = 0.5
         for attempt in range(self.retries + 1):
+            if self.stopped:
+                raise RemoteError(f"{method} {path}: the client is stopping")
             try:
                 resp = self.session.request(method, url, **kw)
             except (requests.ConnectionError, requests.Timeout) as exc:
@@ -140,9 +145,16 @@ class Remote:
                     wait = float(retry_after)
             wait = min(self.max_backoff, wait) * (1 + random.random() * 0.2)
             log.debug("%s %s: retrying in %.1fs", method, path, wait)
-            time.sleep(wait)
+            self._pause(wait)
             delay = min(self.max_backoff, delay * 2)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, in short slices that end early once ``stopped`` is set (no lock is taken: the
+        flag is set from a signal handler)."""
+        deadline = time.monotonic() + seconds
+        while not self.stopped and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.2, left))
 
     @staticmethod
     def _check(resp: requests.Response, method: str, path: str) -> requests.Response:

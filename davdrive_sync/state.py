@@ -5,7 +5,7 @@
 - ``state.db`` (SQLite, WAL): the synced tree (what both sides agreed on at the last sync, keyed
   by the server's file id, with the local inode/size/mtime seen then and the block list), the
   server's tree as last seen (``remote``, kept current from the change journal) and the cursor;
-- ``tmp/``: downloads in progress (emptied at the start of every pass);
+- ``tmp/``: downloads in progress (emptied at the start of every pass and on SIGTERM/Ctrl-C);
 - ``lock``: held by the running ``once``/``run`` (one client per folder).
 """
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 
+import requests
+
+from davdrive_sync.engine import guard_verdict
+from davdrive_sync.state import Config
 from tests.sync.conftest import server_tree
 
 COPY = re.compile(r"^notes \(conflicted copy (A|B) \d{4}-\d\d-\d\d \d{6}\)\.txt$")
@@ -116,3 +120,44 @@ def test_delete_guard_stops_and_force_proceeds(devices, live_server):
     assert len(b.tree()) == 12
     b.once("--force")
     assert b.tree() == a.tree() == server_tree(live_server)
+
+
+def test_guard_verdict_at_the_default_thresholds():
+    cfg = Config(url="http://x", user="u")  # the defaults init writes
+    assert (cfg.guard_ratio, cfg.guard_min, cfg.guard_max) == (0.5, 5, 1000)
+    assert not guard_verdict(4, 4, cfg)  # under the minimum: a small tree may empty itself
+    assert guard_verdict(5, 9, cfg) and not guard_verdict(5, 10, cfg)  # more than half
+    assert not guard_verdict(1000, 2002, cfg) and guard_verdict(1001, 2002, cfg)  # 1,000
+    assert guard_verdict(1001, 10**6, cfg)
+
+
+def test_the_default_guard_stops_more_than_1000_deletes_even_under_half(devices, live_server):
+    """The real default: 1,001 deletes of 2,002 files (under 50 %) stop; 1,000 go through.
+    Empty files keep it cheap: no blocks, one commit each."""
+    a = devices("A")
+    names = [f"d{i % 10}/f{i:04}" for i in range(2002)]
+    for name in names:
+        a.write(name, b"")
+    a.once()
+    assert _server_files(live_server) == 2002
+    for name in names[:1001]:
+        a.path(name).unlink()
+    stopped = a.once(check=False)
+    assert stopped.returncode == 3, stopped.stderr
+    assert "would delete 1001 of 2002 synced files on the server" in stopped.stderr
+    assert _server_files(live_server) == 2002  # nothing was deleted
+    a.write(names[0], b"")  # one comes back: 1,000 deletes are allowed
+    done = a.once()
+    assert "1000 deleted" in done.stdout, done.stdout
+    assert _server_files(live_server) == 1002
+
+
+def _server_files(server) -> int:
+    base, auth, n, cursor = f"{server.url}/api/v1", server.auth("alice"), 0, None
+    while True:
+        params = {"path": "/", "recursive": "true", **({"cursor": cursor} if cursor else {})}
+        page = requests.get(f"{base}/files/list", params=params, auth=auth).json()
+        n += sum(1 for e in page["entries"] if not e["is_dir"])
+        if not page["has_more"]:
+            return n
+        cursor = page["cursor"]

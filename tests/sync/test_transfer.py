@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from davdrive_sync.engine import PARALLEL
 from scripts.counting_proxy import CountingProxy
 from tests.sync.conftest import server_tree
 
@@ -82,5 +83,27 @@ def test_kill_9_mid_transfer_then_rerun_converges(devices, live_server, way):
         b.once()
         assert not list((b.root / ".davdrive-sync" / "tmp").iterdir())
     assert a.tree() == b.tree() == server_tree(live_server)
+    assert b.path("big.bin").read_bytes() == data
+    proxy.close()
+
+
+def test_blocks_go_up_and_down_in_parallel(devices, live_server):
+    """Blocks in flight at once, seen at the socket (``max_busy``: requests sent and not yet
+    answered). Uploads: a throttled link makes each block's request last ~0.1 s, so all four
+    ``PUT``s are seen at once; a client sending one block after the other would show one.
+    Downloads: a ``GET`` is busy only until its answer starts (the server's read of the block,
+    milliseconds), so the check is looser: more than one at once."""
+    proxy = CountingProxy(live_server.port, rate=8 * MiB)
+    a, b = devices("A", url=proxy.url), devices("B", url=proxy.url)
+    data = random.Random(9).randbytes(16 * MiB)
+    a.write("big.bin", data)
+    proxy.reset()
+    a.once()
+    assert proxy.up >= len(data)
+    assert PARALLEL > 1 and proxy.max_busy == PARALLEL, proxy.max_busy
+    proxy.reset()
+    b.once()
+    assert proxy.down >= len(data)
+    assert 2 <= proxy.max_busy <= PARALLEL, proxy.max_busy
     assert b.path("big.bin").read_bytes() == data
     proxy.close()
