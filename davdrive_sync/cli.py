@@ -96,6 +96,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     remote = make_remote(cfg, secret)
     try:
         remote.account()
+        remote.check_protocol()
         if remote_path != "/":
             meta = remote.metadata(remote_path)
             if meta is None:

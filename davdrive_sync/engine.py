@@ -241,6 +241,7 @@ class Engine:
         """Rounds until one finds nothing to do; ``SyncError`` when that does not happen."""
         self.stats = Stats()
         self.clean_tmp()
+        self.remote.check_protocol()
         for _ in range(MAX_ROUNDS):
             self.stats.rounds += 1
             if self._round() == 0:

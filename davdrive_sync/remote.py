@@ -17,6 +17,19 @@ from urllib.parse import quote
 
 import requests
 
+from davdrive.protocol import CHUNK_PARAMS
+
+# What must agree for blocks to be cut and named alike (not ``implementation``: a version string)
+CHUNKING_KEYS = (
+    "algorithm",
+    "min_size",
+    "avg_size",
+    "max_size",
+    "normalized_chunking",
+    "seed",
+    "block_id",
+)
+
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -112,6 +125,8 @@ class Remote:
         # set (from a signal handler) when the client is stopping: transfer threads give up
         # instead of retrying, so a stop waits for no backoff
         self.stopped = False
+        self.check_batch = 10_000  # hashes per blocks/check call (the server's limit, once read)
+        self._checked = False
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "davdrive-sync"
         if token:
@@ -190,6 +205,27 @@ class Remote:
     def capabilities(self) -> dict[str, Any]:
         return self._json("GET", "/capabilities")
 
+    def check_protocol(self) -> None:
+        """Check that the server chunks and names blocks as this client does (else every
+        upload would be refused or deduplicate nothing) and take its block API limits; once
+        per process. ``RemoteError`` names the difference."""
+        if self._checked:
+            return
+        caps = self.capabilities()
+        theirs = caps.get("chunking") or {}
+        differ = sorted(k for k in CHUNKING_KEYS if theirs.get(k) != CHUNK_PARAMS.get(k))
+        if differ:
+            shown = ", ".join(
+                f"{k}: server {theirs.get(k)!r}, client {CHUNK_PARAMS[k]!r}" for k in differ
+            )
+            raise RemoteError(
+                f"the server's block protocol differs from this client's ({shown}); "
+                "use a davdrive-sync of the server's version"
+            )
+        limits = caps.get("blocks") or {}
+        self.check_batch = int(limits.get("max_check_hashes") or self.check_batch)
+        self._checked = True
+
     # -- tree ---------------------------------------------------------------------------------
     def metadata(self, path: str) -> dict[str, Any] | None:
         """A node with its block list (``blocks: [{id, size}]`` for files), None when absent."""
@@ -249,7 +285,8 @@ class Remote:
         return bool(r.get("changes")), float(r.get("backoff") or 0)
 
     # -- blocks -------------------------------------------------------------------------------
-    def blocks_missing(self, ids: list[str], batch: int = 10_000) -> set[str]:
+    def blocks_missing(self, ids: list[str], batch: int | None = None) -> set[str]:
+        batch = batch or self.check_batch
         missing: set[str] = set()
         unique = list(dict.fromkeys(ids))
         for i in range(0, len(unique), batch):
