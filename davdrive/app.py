@@ -146,6 +146,7 @@ def open_blocks(config: Config, db: Database) -> BlockBackend:
         s3=S3Credentials.from_config(config.s3),
         repair_queue=SqlRepairQueue(db),
         min_copies=config.min_copies or None,
+        archive=config.archive,
     )
 
 

@@ -558,6 +558,58 @@ def gc(dry_run: bool, grace: float | None) -> None:
 
 @main.command()
 @common_options
+@click.option("--dry-run", is_flag=True, help="Report what would move; move nothing.")
+@click.option("--user", "login", metavar="LOGIN", help="With --path: the file's account.")
+@click.option("--path", metavar="PATH", help="Archive this file now (every version).")
+@click.option(
+    "--restore",
+    is_flag=True,
+    help="With --user/--path: request a restore of the file's current version instead.",
+)
+def archive(dry_run: bool, login: str | None, path: str | None, restore: bool) -> None:
+    """Move blocks that only old (neither current nor pinned) versions use, untouched for
+    archive.after_days, to the cold tier (the config's archive section); with --user and
+    --path, archive one file now. Prints a summary."""
+    from davdrive.service.archive import (
+        execute_archive,
+        plan_archive,
+        plan_file_archive,
+        request_restore,
+    )
+
+    if bool(login) != bool(path):
+        raise click.UsageError("--user and --path go together")
+    if restore and not path:
+        raise click.UsageError("--restore needs --user and --path")
+    with _opened_app() as app:
+        if not app.config.archive.enabled:
+            raise click.ClickException(
+                "archive is off: set archive.url or archive.storage_class in the config"
+            )
+        if restore:
+            assert login is not None and path is not None
+            click.echo(request_restore(app.drive, app.drive.principal(login), path).summary())
+            return
+        if login and path:
+            plan = plan_file_archive(app.drive, app.drive.principal(login), path)
+        else:
+            plan = plan_archive(app.drive, after_days=app.config.archive.after_days)
+        if dry_run:
+            report = plan.report()
+        else:
+            with click.progressbar(length=plan.items, label="archiving", file=sys.stderr) as bar:
+                report = execute_archive(app.drive, plan, progress=bar.update)
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+    click.echo(report.summary())
+    for line in report.errors:
+        click.echo(f"failed: {line}")
+    if report.failed:
+        sys.exit(1)
+
+
+@main.command()
+@common_options
 @click.argument("name", required=False)
 def usage(name: str | None) -> None:
     """Show space for one account or all: current files (what the quota counts), older

@@ -66,6 +66,74 @@ def check_retention(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Archive:
+    """The cold tier (``service.archive``, docs/STORAGE.md "Cold tier"): blocks that only
+    versions neither current nor pinned use, untouched for ``after_days``, move to a second
+    store (``url``) or, with one ``s3://`` store, to another S3 ``storage_class``. Off unless
+    one of the two is given. ``restore_days``/``restore_tier``: the RestoreObject request for
+    GLACIER and DEEP_ARCHIVE; ``retry_after``: seconds a reader is told to wait (0: by tier)."""
+
+    after_days: float = 90.0
+    url: str = ""
+    storage_class: str = ""
+    restore_days: int = 7
+    restore_tier: str = "Standard"
+    retry_after: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url or self.storage_class)
+
+
+def check_archive(values: Any) -> Archive:
+    """The ``archive`` section validated; ``ValueError`` naming the setting."""
+    from davdrive.storage.tiered import RESTORE_TIERS, STORAGE_CLASSES
+
+    if values is None or values is False:
+        return Archive()
+    if not isinstance(values, Mapping):
+        raise ValueError("archive must be a mapping: {after_days, url | storage_class, ...}")
+    known = {f.name for f in fields(Archive)}
+    unknown = sorted(set(map(str, values)) - known)
+    if unknown:
+        raise ValueError(f"archive: unknown settings {', '.join(unknown)} (known: {sorted(known)})")
+    out: dict[str, Any] = {}
+    for key in ("after_days", "restore_days", "retry_after"):
+        if key not in values:
+            continue
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ValueError(f"archive.{key} must be 0 or more, not {value!r}")
+        if key == "restore_days" and (not float(value).is_integer() or value < 1):
+            raise ValueError(f"archive.restore_days must be a whole number >= 1, not {value!r}")
+        out[key] = float(value) if key == "after_days" else int(value)
+    url = values.get("url") or ""
+    if not isinstance(url, str):
+        raise ValueError(f"archive.url must be a store URL, not {url!r}")
+    if url and url.split(":", 1)[0] not in ("file", "memory", "s3"):
+        raise ValueError(
+            f"archive.url {url!r}: use file:///path, s3://bucket/prefix?... (or memory://)"
+        )
+    storage_class = values.get("storage_class") or ""
+    if not isinstance(storage_class, str):
+        raise ValueError(f"archive.storage_class must be a string, not {storage_class!r}")
+    storage_class = storage_class.strip().upper()
+    if storage_class and storage_class not in STORAGE_CLASSES:
+        raise ValueError(
+            f"archive.storage_class {storage_class!r} is not one of {', '.join(STORAGE_CLASSES)}"
+        )
+    if url and storage_class:
+        raise ValueError("archive: give url (a cold store) or storage_class (S3), not both")
+    tier = values.get("restore_tier", "Standard")
+    match = [t for t in RESTORE_TIERS if isinstance(tier, str) and t.lower() == tier.lower()]
+    if not match:
+        raise ValueError(
+            f"archive.restore_tier must be one of {', '.join(RESTORE_TIERS)}, not {tier!r}"
+        )
+    return Archive(url=url, storage_class=storage_class, restore_tier=match[0], **out)
+
+
 @dataclass
 class Config:
     """Everything the app factory needs; three URLs pick the concrete parts (DESIGN.md §1)."""
@@ -128,6 +196,8 @@ class Config:
     s3: dict[str, Any] = field(default_factory=dict)
     # scrub: {rate: bytes read per second while verifying blocks, e.g. 20MB; 0: no limit}
     scrub: dict[str, Any] = field(default_factory=lambda: {"rate": 20 * 10**6})
+    # The cold tier: {after_days, url | storage_class, restore_days, restore_tier, retry_after}
+    archive: Archive = field(default_factory=Archive)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -257,9 +327,16 @@ def _check_storage(values: dict[str, Any]) -> None:
         scrub["rate"] = parse_size(scrub["rate"] or 0)
 
 
-JOB_NAMES = ("upkeep", "gc", "prune", "scrub", "replicate")
-# scrub: on request; replicate: copies owed to a replica that was down (nothing when unreplicated)
-DEFAULT_JOBS = {"gc": 24 * 3600.0, "prune": 3600.0, "scrub": 0.0, "replicate": 60.0}
+JOB_NAMES = ("upkeep", "gc", "prune", "scrub", "replicate", "archive")
+# scrub: on request; replicate: copies owed to a replica that was down (nothing when
+# unreplicated); archive: the cold tier's rule (nothing when ``archive`` is off)
+DEFAULT_JOBS = {
+    "gc": 24 * 3600.0,
+    "prune": 3600.0,
+    "scrub": 0.0,
+    "replicate": 60.0,
+    "archive": 24 * 3600.0,
+}
 
 
 def _check_jobs(values: dict[str, Any]) -> None:
@@ -313,6 +390,8 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     _check_storage(values)
     if "retention" in values:
         values["retention"] = Retention().overridden(values["retention"])
+    if "archive" in values:
+        values["archive"] = check_archive(values["archive"])
     idle = values.get("session_idle_minutes", 1.0)
     if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < 10**7:
         raise ValueError(f"session_idle_minutes must be a positive number, not {idle!r}")

@@ -115,3 +115,10 @@ class StoreUnavailable(DriveError):
     rejecting the credentials): the message names the endpoint; HTTP 503."""
 
     code = "store_unavailable"
+
+
+class Archived(Conflict):
+    """The content is in a cold tier that needs a restore (S3 GLACIER, DEEP_ARCHIVE): the
+    restore was requested; ``retry_after`` seconds in details (HTTP 409 + Retry-After)."""
+
+    code = "archived"

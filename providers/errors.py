@@ -40,6 +40,7 @@ STATUS: list[tuple[type[errors.DriveError], int]] = [
     (errors.IncompleteUpload, HTTP_BAD_REQUEST),
     (errors.PermissionDenied, HTTP_FORBIDDEN),
     (errors.OtherTree, HTTP_BAD_GATEWAY),  # MOVE/COPY across owners: the client copies
+    (errors.Archived, HTTP_CONFLICT),  # in a cold tier: restore requested (+ Retry-After)
     (errors.Conflict, HTTP_CONFLICT),
     (errors.NotAuthenticated, HTTP_UNAUTHORIZED),
     (errors.TooManyRequests, HTTP_TOO_MANY_REQUESTS),

@@ -251,7 +251,8 @@ def make_nextcloud_uploads_app(app: App) -> Callable[..., Iterable[bytes]]:
         resp = sabre_error(status, exc.message if status != 500 else "internal error")
         if status == 401:
             resp.headers["WWW-Authenticate"] = REALM
-        elif status == 429:
+        elif status == 429 or (exc.details or {}).get("retry_after") is not None:
+            # rate limits; an archived file being restored (409); a store that is down (503)
             retry = (exc.details or {}).get("retry_after") or 60
             resp.headers["Retry-After"] = str(max(1, int(float(str(retry)) + 0.999)))
         return resp

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from davdrive import errors
-from davdrive.api.errors import error_response, status_of
+from davdrive.api.errors import error_response, retry_after, status_of
 from davdrive.api.util import drive, node_json, principal, rev_arg, services
 from davdrive.protocol import MAX_SIZE
 from davdrive.service.block_api import STAGED_GRACE, BlockApi
@@ -37,7 +37,11 @@ def block_api() -> BlockApi:
 def on_drive_error(exc: errors.DriveError) -> Response:
     """The API's error answer, plus ``details`` (missing ids, the current revision)."""
     extra = {"details": exc.details} if exc.details else {}
-    return error_response(status_of(exc), exc.code, str(exc.message), **extra)
+    resp = error_response(status_of(exc), exc.code, str(exc.message), **extra)
+    retry = retry_after(exc)
+    if retry is not None:
+        resp.headers["Retry-After"] = retry
+    return resp
 
 
 def _no_constant(name: str) -> Any:

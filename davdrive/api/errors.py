@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from flask import Response, jsonify
 
 from davdrive import errors
@@ -13,6 +15,7 @@ STATUS: list[tuple[type[errors.DriveError], int]] = [
     (errors.NotAuthenticated, 401),
     (errors.PermissionDenied, 403),
     (errors.AlreadyExists, 409),
+    (errors.Archived, 409),  # in a cold tier: restore requested (Retry-After)
     (errors.Conflict, 409),
     (errors.PreconditionFailed, 412),
     (errors.Locked, 423),
@@ -47,5 +50,22 @@ def error_response(status: int, code: str, message: str, **extra: object) -> Res
 
 
 def drive_error_response(exc: errors.DriveError) -> Response:
+    """The JSON answer for a core error; ``Retry-After`` when the error says when to retry
+    (rate limits, an archived file being restored, a store that is down)."""
     extra = {"reset": True} if isinstance(exc, errors.CursorExpired) else {}
-    return error_response(status_of(exc), exc.code, str(exc.message), **extra)
+    resp = error_response(status_of(exc), exc.code, str(exc.message), **extra)
+    retry = retry_after(exc)
+    if retry is not None:
+        resp.headers["Retry-After"] = retry
+    return resp
+
+
+def retry_after(exc: errors.DriveError) -> str | None:
+    """The ``Retry-After`` value (whole seconds, at least 1) an error carries, if any."""
+    retry = (exc.details or {}).get("retry_after")
+    if retry is None:
+        return None
+    try:
+        return str(max(1, math.ceil(float(str(retry)))))
+    except ValueError:
+        return None

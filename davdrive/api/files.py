@@ -169,6 +169,29 @@ def pin() -> Any:
     return jsonify({"path": path, "rev": body.get("rev"), "pinned": pinned})
 
 
+@bp.post("/files/archive")
+def archive() -> Any:
+    """Archive now: move the blocks of every version of a file to the cold tier (not those a
+    current or pinned version of another file uses); 409 when the server has none."""
+    from davdrive.service.archive import archive_file
+
+    body = json_body()
+    path = body.get("path")
+    if not isinstance(path, str) or not path:
+        raise errors.BadRequest("'path' is required")
+    report = archive_file(drive(), principal(), path)
+    return jsonify(
+        {
+            "path": path,
+            "tier": report.tier,
+            "blocks": report.moved + report.resumed,
+            "bytes": report.bytes_moved,
+            "kept": report.kept,
+            "failed": report.failed,
+        }
+    )
+
+
 @bp.get("/files/metadata")
 def metadata() -> Any:
     path = arg_path()

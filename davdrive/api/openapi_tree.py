@@ -284,6 +284,46 @@ PATHS: dict[str, Any] = {
             "responses": {"201": _json(ENTRY, "created"), **ERRORS},
         }
     },
+    "/api/v1/files/archive": {
+        "post": {
+            "summary": "Archive now: move a file's blocks (every version) to the cold tier",
+            "description": (
+                "Blocks a current or pinned version of another file uses stay hot. Reading an "
+                "archived file from a cold tier that needs a restore (S3 GLACIER, DEEP_ARCHIVE) "
+                "answers 409 `archived` with Retry-After and requests the restore."
+            ),
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["path"],
+                            "properties": {"path": {"type": "string", "minLength": 1}},
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "required": ["path", "tier", "blocks", "bytes", "kept", "failed"],
+                        "properties": {
+                            "path": {"type": "string"},
+                            "tier": {"type": "string"},
+                            "blocks": {"type": "integer"},
+                            "bytes": {"type": "integer"},
+                            "kept": {"type": "integer"},
+                            "failed": {"type": "integer"},
+                        },
+                    }
+                ),
+                **ERRORS,
+                "409": _err("the server has no cold tier (archive is off)"),
+            },
+        }
+    },
     "/api/v1/files/delete": {
         "post": {
             "summary": "Move a file or folder to the trash",

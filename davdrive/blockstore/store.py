@@ -28,6 +28,7 @@ from davdrive.blockstore.keys import AccountKeys
 from davdrive.blockstore.memory import tune_allocator
 from davdrive.errors import BadRequest, IntegrityError, NotFound
 from davdrive.storage.base import BlockBackend
+from davdrive.storage.tiered import TieredBackend
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,56 @@ class BlockStore:
         except NotFound:
             raise IntegrityError(f"block {block_hash[:16]} is missing from storage") from None
         raise damaged or IntegrityError(f"block {block_hash[:16]} is missing from storage")
+
+    # -- the cold tier -----------------------------------------------------------------------------
+    @property
+    def cold(self) -> TieredBackend | None:
+        """The cold tier, when the config's ``archive`` section turns it on."""
+        return self.backend if isinstance(self.backend, TieredBackend) else None
+
+    def archive_block(self, keys: AccountKeys, block_hash: str, object_key: str) -> None:
+        """Move one block's object to the cold tier (idempotent; a half-done move is
+        finished). A copy to a cold store takes a hot copy that authenticates and matches its
+        id (a damaged replica is skipped); ``IntegrityError`` when none does."""
+        cold = self.cold
+        if cold is None:
+            raise RuntimeError("no cold tier is configured (the config's archive section)")
+        if not cold.wants_bytes:
+            cold.archive(object_key)
+            return
+        blob: bytes | None = None
+        damaged = False
+        try:
+            for copy in cold.hot.copies(object_key):
+                try:
+                    blockformat.decode(keys, block_hash, copy)
+                except IntegrityError:
+                    damaged = True
+                    continue
+                blob = copy
+                break
+        except NotFound:
+            pass
+        if blob is None and damaged:
+            raise IntegrityError(f"block {block_hash[:16]}: no hot copy is intact; not archived")
+        cold.archive(object_key, blob)
+
+    def thaw_block(self, object_key: str) -> bool:
+        """Bring an archived block's object back to the hot tier; False while it must be
+        restored first (the restore is requested)."""
+        cold = self.cold
+        if cold is None:
+            raise RuntimeError("no cold tier is configured (the config's archive section)")
+        return cold.thaw(object_key)
+
+    def restore_states(self, object_keys: Sequence[str]) -> dict[str, str]:
+        """For cold objects: ``ready`` to read, else ``requested`` (a restore was asked just
+        now) or ``pending`` (one is under way); the checks run on the worker threads."""
+        cold = self.cold
+        if cold is None or not cold.needs_restore or not object_keys:
+            return dict.fromkeys(object_keys, "ready")
+        keys = list(dict.fromkeys(object_keys))
+        return dict(zip(keys, self._pool.map(cold.restore_state, keys), strict=True))
 
     # -- streams ---------------------------------------------------------------------------------
     def ingest(self, keys: AccountKeys, known: Callable[[str], bool]) -> Ingest:

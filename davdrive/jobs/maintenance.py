@@ -1,8 +1,8 @@
-"""Background jobs run by APScheduler inside ``davdrive serve``: upkeep, gc, prune and scrub,
-each on its own schedule (``jobs`` in the config, seconds between runs; 0 turns a job off) and
-each under a lease in the database (``jobs.leased``), so that with several server processes
-each period's run happens once. APScheduler runs them on its own threads, never on a request
-worker.
+"""Background jobs run by APScheduler inside ``davdrive serve``: upkeep, gc, prune, scrub,
+replicate and archive, each on its own schedule (``jobs`` in the config, seconds between runs;
+0 turns a job off) and each under a lease in the database (``jobs.leased``), so that with
+several server processes each period's run happens once. APScheduler runs them on its own
+threads, never on a request worker.
 
 - ``upkeep``: expired uploads, locks, sessions, journal rows (``jobs.upkeep``);
 - ``gc``: unused block rows and orphan objects older than ``gc_grace`` (``service.gc``);
@@ -10,7 +10,9 @@ worker.
 - ``scrub``: verify (and, replicated, repair) every stored block (``service.scrub``); off by
   default (it reads everything; set ``scrub.rate`` to bound it);
 - ``replicate``: write the copies a replicated block store owes a store that was down
-  (``service.scrub.drain_replication``; nothing to do when the blocks are not replicated).
+  (``service.scrub.drain_replication``; nothing to do when the blocks are not replicated);
+- ``archive``: move blocks only old versions use to the cold tier (``service.archive``;
+  nothing to do, and not scheduled, when the config's ``archive`` section is off).
 """
 
 from __future__ import annotations
@@ -55,12 +57,21 @@ def run_replicate(app: App) -> Any:
     return drain_replication(app.drive)
 
 
+def run_archive(app: App) -> Any:
+    """The ``archive`` job: the cold tier's rule now (``service.archive``); a no-op when the
+    config's ``archive`` section is off."""
+    from davdrive.service.archive import run_archive as archive
+
+    return archive(app.drive, after_days=app.config.archive.after_days)
+
+
 RUNNERS: dict[str, Callable[[App], Any]] = {
     "upkeep": run_upkeep,
     "gc": lambda app: run_gc(app.drive, grace=app.config.gc_grace),
     "prune": run_prune,
     "scrub": run_scrub,
     "replicate": run_replicate,
+    "archive": run_archive,
 }
 
 
@@ -70,6 +81,8 @@ def periods(app: App) -> dict[str, float]:
     merged.update(app.config.jobs)
     if isinstance(app.config.blocks_url, str):  # one store: no copies are ever owed
         merged["replicate"] = 0.0
+    if not app.config.archive.enabled:  # no cold tier: nothing to move
+        merged["archive"] = 0.0
     return merged
 
 

@@ -166,6 +166,8 @@ class Block(Base):
     object_key: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256(mac key, hash) hex
     raw_size: Mapped[int] = mapped_column(Integer)
     stored_size: Mapped[int] = mapped_column(Integer)
+    # hot (in the block store), archiving (a move to the cold tier under way), cold, or lost
+    # (fsck found it missing or damaged)
     tier: Mapped[str] = mapped_column(String(16), default="hot")
     created_at: Mapped[float] = mapped_column(Float)
     last_access: Mapped[float] = mapped_column(Float)
@@ -173,6 +175,10 @@ class Block(Base):
     # associated data) but kept here: no object, no fsync beyond the database's commit. A row
     # with inline data needs no object; one without needs its object.
     inline_data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    # The cold tier's journal (``service.archive``): when the move to the cold tier finished,
+    # and when a reader last asked the cold store to restore the object (GLACIER, DEEP_ARCHIVE)
+    archived_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    restore_requested_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class VersionBlock(Base):

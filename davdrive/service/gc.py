@@ -9,6 +9,11 @@ Two kinds of garbage, both collected only after a grace period (``gc_grace``, de
   whose time is older than the grace period (a crashed upload's blocks). fsck's ``--repair``
   uses the same sweep (``sweep_orphans``).
 
+Cold blocks (``service.archive``) are rows like any other: a row names its object whatever its
+tier, so the orphan sweep never takes a referenced cold object. With a cold store
+(``archive.url``) the backend lists and deletes in both stores, so a collected cold row's object
+goes from the cold store, and a cold object nothing names (a crash) is an orphan like a hot one.
+
 GC runs online, while clients write. The races it must not lose, and how they are closed:
 
 - *A dedup hit adopts a row the sweep is deleting.* The sweep deletes rows with one conditional

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 from davdrive.errors import Conflict, NotFound
 from davdrive.metadata.schema import Block, FileVersion, VersionBlock
 from davdrive.service.access import Perm
+from davdrive.service.archive import check_cold
 from davdrive.service.core import DriveCore
 from davdrive.service.lookup import MAX_CHAIN, find
 from davdrive.service.paths import join, split_path
@@ -25,6 +26,8 @@ _VERSION_MANIFEST = (
         VersionBlock.offset,
         VersionBlock.size.label("block_size"),
         Block.inline_data,
+        Block.id.label("block_id"),
+        Block.tier,
     )
     .select_from(FileVersion)
     .outerjoin(VersionBlock, VersionBlock.version_id == FileVersion.id)
@@ -80,9 +83,13 @@ class Reading:
 
     def _reader(self, owner: int, rows: list[Row[Any]]) -> BinaryIO:
         """A reader from the rows of ``_VERSION_MANIFEST`` (one per block; one with no block
-        for an empty version)."""
-        # columns 3.. are (hash, object_key, offset, block_size, inline_data): a manifest entry
-        manifest = [tuple(row[3:]) for row in rows] if rows[0].hash is not None else []
+        for an empty version). ``Archived`` (before any byte is read) when some block is in a
+        cold tier that must restore it first: the restore is requested."""
+        if rows[0].hash is None:
+            manifest = []
+        else:
+            manifest = [(r.hash, r.object_key, r.offset, r.block_size, r.inline_data) for r in rows]
+            check_cold(self.core, owner, rows)
         keys = self.core.account_keys(owner)
         return self.core.store.open_reader(keys, manifest, rows[0].size)
 

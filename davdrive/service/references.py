@@ -1,7 +1,8 @@
 """Which stored objects are referenced: the one answer fsck, upload expiry and GC share.
 
 An object in the block store is referenced while a ``block`` row names it (a block of some
-version, or one not yet collected), or an unfinished resumable upload staged it (a complete
+version, or one not yet collected; hot, archiving or cold: an archived object is referenced in
+the cold tier as much as a hot one), or an unfinished resumable upload staged it (a complete
 block listed in ``upload_block``, or the session's tail), or an unfinished chunked upload
 holds it as part of a part (``chunked_block``), or a delta-sync client uploaded it through
 the block API and no commit has used it yet (``staged_block``, kept for a grace period; upkeep

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlparse
 
 from davdrive.storage.base import BlockBackend
@@ -108,24 +108,75 @@ def open_backend(
     s3: S3Credentials | None = None,
     repair_queue: RepairQueue | None = None,
     min_copies: int | None = None,
+    archive: ColdSettings | None = None,
 ) -> BlockBackend:
     """Build a backend from ``file:///path``, ``memory://``,
     ``s3://bucket/prefix?endpoint=...&region=...`` (see ``davdrive.storage.s3``), or a list of
     them (``davdrive.storage.replicated``: ``min_copies`` of them, default all, must take each
-    write; the copies owed to the others go to ``repair_queue``)."""
+    write; the copies owed to the others go to ``repair_queue``). An ``archive`` with a ``url``
+    or ``storage_class`` adds the cold tier (``davdrive.storage.tiered``)."""
     specs = store_specs(blocks_url, s3)
     if len(specs) == 1:
         if min_copies not in (None, 0, 1):
             raise ValueError("min_copies needs blocks_url to list several stores")
-        return _open_one(specs[0])
-    from davdrive.storage.replicated import ReplicatedBackend
+        backend = _open_one(specs[0])
+    else:
+        from davdrive.storage.replicated import ReplicatedBackend
 
-    for spec in specs:  # a bad URL is refused at once, not when the store is first used
-        _check_url(spec.url)
-    return ReplicatedBackend(
-        [(spec.name, _opener(spec)) for spec in specs],
-        min_copies=min_copies or None,
-        queue=repair_queue,
+        for spec in specs:  # a bad URL is refused at once, not when the store is first used
+            _check_url(spec.url)
+        backend = ReplicatedBackend(
+            [(spec.name, _opener(spec)) for spec in specs],
+            min_copies=min_copies or None,
+            queue=repair_queue,
+        )
+    if archive is None or not (archive.url or archive.storage_class):
+        return backend
+    try:
+        return _with_cold_tier(backend, specs, archive, s3)
+    except BaseException:
+        backend.close()
+        raise
+
+
+class ColdSettings(Protocol):
+    """The config's ``archive`` section as the registry reads it (``davdrive.config.Archive``)."""
+
+    url: str
+    storage_class: str
+    restore_days: int
+    restore_tier: str
+    retry_after: int
+
+
+def _with_cold_tier(
+    hot: BlockBackend, specs: list[StoreSpec], archive: ColdSettings, s3: S3Credentials | None
+) -> BlockBackend:
+    """``hot`` decorated with the cold tier ``archive`` names."""
+    from davdrive.storage.tiered import ColdStoreBackend, StorageClassBackend
+
+    if archive.url:
+        if archive.storage_class:
+            raise ValueError("archive: give url or storage_class, not both")
+        cold = StoreSpec(store_name(archive.url), archive.url, s3)
+        if any(store_name(spec.url) == cold.name for spec in specs):
+            raise ValueError(f"archive.url {archive.url!r} is a store of blocks_url")
+        return ColdStoreBackend(hot, _open_one(cold), cold.name)
+    try:
+        from davdrive.storage.s3 import S3Backend
+    except ImportError:  # no s3 extra: blocks_url cannot be an s3:// store either
+        S3Backend = None  # type: ignore[assignment,misc]  # noqa: N806
+    if S3Backend is None or not isinstance(hot, S3Backend):
+        raise ValueError(
+            "archive.storage_class needs blocks_url to be one s3:// store "
+            "(give archive.url, a second store, otherwise)"
+        )
+    return StorageClassBackend(
+        hot,
+        archive.storage_class,
+        restore_days=archive.restore_days,
+        restore_tier=archive.restore_tier,
+        retry_after=archive.retry_after or None,
     )
 
 
@@ -169,4 +220,11 @@ def _open_one(spec: StoreSpec) -> BlockBackend:
     )
 
 
-__all__ = ["S3Credentials", "StoreSpec", "open_backend", "store_name", "store_specs"]
+__all__ = [
+    "ColdSettings",
+    "S3Credentials",
+    "StoreSpec",
+    "open_backend",
+    "store_name",
+    "store_specs",
+]

@@ -70,6 +70,7 @@ STATUS: list[tuple[type[errors.DriveError], int, str]] = [
     (errors.BadRequest, 400, "The request is not valid."),
     (errors.IncompleteUpload, 400, "The upload was incomplete; nothing was saved."),
     (errors.AlreadyExists, 409, "An item of that name already exists."),
+    (errors.Archived, 409, "This file is archived; a restore was requested. Try again later."),
     (errors.Conflict, 409, "That conflicts with what is there now."),
     (errors.PreconditionFailed, 409, "That item changed meanwhile."),
     (errors.Locked, 423, "That item is locked."),
@@ -174,7 +175,7 @@ def make_link_pages(app: App) -> Flask:
             resp = html_response(
                 message_page(request.script_root, REASONS.get(status, "Error"), text), status
             )
-        if status == 429:
+        if status == 429 or isinstance(exc, errors.Archived):
             retry = (exc.details or {}).get("retry_after") or 60
             resp.headers["Retry-After"] = str(int(retry))
         return resp

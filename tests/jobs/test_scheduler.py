@@ -47,6 +47,7 @@ def test_the_config_picks_the_jobs_and_their_periods(tmp_path: Path):
             "prune": 0.0,
             "scrub": 0.0,
             "replicate": 0.0,  # one store: no copies are ever owed
+            "archive": 0.0,  # no cold tier (the config's archive section is off)
         }
         assert [j.name for j in leased_jobs(app, "me")] == ["upkeep", "gc"]
     finally:
