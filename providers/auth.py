@@ -10,10 +10,18 @@ WsgiDAV's ``HTTPAuthenticator`` knows Basic and Digest only, so ``BearerAuthenti
 front of it: it verifies a bearer token (unknown → 401), stores the principal and marks the
 request; the controller's ``require_authentication`` then answers False for that request, which
 is how ``HTTPAuthenticator`` lets it through.
+
+``lane_principal`` checks the credentials of a request by the same rules for the fast lane
+(``providers.fast_lane``), in front of both. Whatever it finds (the principal, or the error)
+is kept in ``environ[AUTH_MEMO_KEY]`` with the header it came from, and the controller and the
+bearer middleware take it from there when the request falls through to WsgiDAV: one
+verification per request, one failure counted by the login limits.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,11 +30,79 @@ from wsgidav.dc.base_dc import BaseDomainController
 from wsgidav.mw.base_mw import BaseMiddleware
 
 from davdrive import errors
+from davdrive.service.types import Principal
 from providers.errors import HTTP_TOO_MANY_REQUESTS
 
 PRINCIPAL_KEY = "davdrive.principal"
 BEARER_KEY = "davdrive.bearer"  # set (True) by BearerAuthenticator when a token authenticated
 REALM = "davdrive"
+# environ: (Authorization header, Principal or the DriveError it raised), by lane_principal
+AUTH_MEMO_KEY = "davdrive.auth_memo"
+
+
+def _remembered(environ: dict[str, Any], check: Callable[[], Principal]) -> Principal:
+    """``check()``'s outcome for this request's Authorization header, computed once."""
+    header = environ.get("HTTP_AUTHORIZATION")
+    memo = environ.get(AUTH_MEMO_KEY)
+    if memo is not None and memo[0] == header:
+        outcome = memo[1]
+    else:
+        try:
+            outcome = check()
+        except errors.DriveError as exc:
+            outcome = exc
+        environ[AUTH_MEMO_KEY] = (header, outcome)
+    if isinstance(outcome, errors.DriveError):
+        raise outcome
+    return outcome
+
+
+def basic_principal(app: Any, user_name: str, password: str, environ: dict[str, Any]) -> Principal:
+    """The account or device behind Basic credentials (``Accounts.authenticate``, with the
+    client address for the login limits); its errors as raised (``TooManyRequests``...)."""
+    return _remembered(
+        environ,
+        lambda: app.accounts.authenticate(user_name, password, client=environ.get("REMOTE_ADDR")),
+    )
+
+
+def bearer_principal(app: Any, token: str, environ: dict[str, Any]) -> Principal:
+    """The device behind a bearer token (``Accounts.authenticate_token``)."""
+    return _remembered(environ, lambda: app.accounts.authenticate_token(token))
+
+
+def lane_principal(app: Any, environ: dict[str, Any]) -> Principal | None:
+    """For the fast lane: the caller of a request with well-formed Basic or Bearer
+    credentials, set in the environ as the authenticators set it; None when WsgiDAV's
+    authenticators must answer (no or other credentials, a failed check: its outcome stays
+    in ``AUTH_MEMO_KEY`` for them)."""
+    header = environ.get("HTTP_AUTHORIZATION")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    lowered = scheme.lower()
+    try:
+        if lowered == "basic":
+            if header != header.strip():
+                return None
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            user_name, colon, password = decoded.partition(":")
+            if not colon:
+                return None
+            principal = basic_principal(app, user_name, password, environ)
+            environ["wsgidav.auth.user_name"] = user_name
+        elif lowered == "bearer":
+            principal = bearer_principal(app, header.strip().partition(" ")[2].strip(), environ)
+            environ[BEARER_KEY] = True
+            environ["wsgidav.auth.user_name"] = principal.login
+        else:
+            return None
+    except (binascii.Error, ValueError, errors.DriveError):
+        return None
+    environ[PRINCIPAL_KEY] = principal
+    environ["davdrive.login"] = principal.login
+    environ["wsgidav.auth.realm"] = REALM
+    return principal
 
 
 class DriveDomainController(BaseDomainController):
@@ -59,9 +135,8 @@ class DriveDomainController(BaseDomainController):
         self, realm: str, user_name: str, password: str, environ: dict[str, Any]
     ) -> bool:
         """Verify the credentials; False means 401, ``TooManyRequests`` means 429."""
-        client = environ.get("REMOTE_ADDR")
         try:
-            principal = self.app.accounts.authenticate(user_name, password, client=client)
+            principal = basic_principal(self.app, user_name, password, environ)
         except errors.TooManyRequests as exc:
             retry = exc.details.get("retry_after") if exc.details else None
             raise DAVError(
@@ -96,7 +171,7 @@ class BearerAuthenticator(BaseMiddleware):
         if scheme.lower() != "bearer":
             return self.next_app(environ, start_response)
         try:
-            principal = self.app.accounts.authenticate_token(token.strip())
+            principal = bearer_principal(self.app, token.strip(), environ)
         except errors.DriveError:
             body = b"Unknown or revoked token\n"
             start_response(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from davdrive.service.locks import LockRepo
+from providers.fast_lane import FastLane
 from providers.provider import DriveProvider
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ if TYPE_CHECKING:
 
 SHARE = "/dav"
 BLOCK_SIZE = 1 << 20
+# The drive's doors (``/dav``, ``/remote.php``); the fast lane relies on exactly this stack.
+DRIVE_STACK = [
+    "wsgidav.error_printer.ErrorPrinter",
+    "providers.auth.BearerAuthenticator",  # Bearer tokens (HTTPAuthenticator: Basic)
+    "wsgidav.http_authenticator.HTTPAuthenticator",
+    "providers.sync_report.SyncReportMiddleware",  # RFC 6578 REPORT (WsgiDAV: 405)
+    "wsgidav.request_resolver.RequestResolver",
+]
 
 
 def dav_config(app: App, *, verbose: int = 1) -> dict[str, Any]:
@@ -32,13 +41,7 @@ def dav_config(app: App, *, verbose: int = 1) -> dict[str, Any]:
         "mount_path": "",
         "lock_storage": LockRepo(app.db),
         "property_manager": None,
-        "middleware_stack": [
-            "wsgidav.error_printer.ErrorPrinter",
-            "providers.auth.BearerAuthenticator",  # Bearer tokens (HTTPAuthenticator: Basic)
-            "wsgidav.http_authenticator.HTTPAuthenticator",
-            "providers.sync_report.SyncReportMiddleware",  # RFC 6578 REPORT (WsgiDAV: 405)
-            "wsgidav.request_resolver.RequestResolver",
-        ],
+        "middleware_stack": list(DRIVE_STACK),
         "http_authenticator": {
             "domain_controller": "providers.auth.DriveDomainController",
             "accept_basic": True,
@@ -96,9 +99,12 @@ def make_dav_app(app: App, **kwargs: Any) -> Callable[..., Iterable[bytes]]:
     return wrap_dav(WsgiDAVApp(dav_config(app, **kwargs)))
 
 
-def wrap_dav(dav: WsgiDAVApp) -> Callable[..., Iterable[bytes]]:
+def wrap_dav(dav: WsgiDAVApp, *, fast: bool = True) -> Callable[..., Iterable[bytes]]:
     """The WSGI callable around a WsgiDAV app: 401 for malformed Basic credentials, no body
-    for HEAD (see ``make_dav_app``)."""
+    for HEAD (see ``make_dav_app``), and for the drive's doors the fast lane of plain GET, HEAD
+    and PUT (``providers.fast_lane``; reachable as ``.fast_lane``, None when off; ``fast=False``
+    turns it off, for the tests that compare it with WsgiDAV)."""
+    lane = FastLane.for_app(dav, DRIVE_STACK) if fast else None
 
     def dav_entry(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         if _malformed_basic(environ.get("HTTP_AUTHORIZATION", "")):
@@ -112,12 +118,17 @@ def wrap_dav(dav: WsgiDAVApp) -> Callable[..., Iterable[bytes]]:
                 ],
             )
             return [b""] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+        if lane is not None:
+            answer = lane(environ, start_response)
+            if answer is not None:
+                return answer
         if environ.get("REQUEST_METHOD") == "HEAD":
             return _without_body(dav(environ, start_response))
         return dav(environ, start_response)
 
     dav_entry.wsgidav = dav  # type: ignore[attr-defined]
+    dav_entry.fast_lane = lane  # type: ignore[attr-defined]
     return dav_entry
 
 
-__all__ = ["dav_config", "make_dav_app", "wrap_dav"]
+__all__ = ["DRIVE_STACK", "dav_config", "make_dav_app", "wrap_dav"]

@@ -195,7 +195,7 @@ class DriveProvider(DAVProvider):
         elif method == "PUT":
             raw = environ.get("HTTP_X_OC_MTIME")
             if raw:
-                environ[MTIME_KEY] = _parse_oc_mtime(raw)
+                environ[MTIME_KEY] = parse_oc_mtime(raw)
             if below and is_plain_put(environ):
                 return plain_put(self.drive, p, dpath, environ, start_response)
             if below:  # WsgiDAV asks for the target and its folder: one query
@@ -392,7 +392,7 @@ def _read_upto(stream: Any, limit: int) -> bytes:
     return bytes(out)
 
 
-def _parse_oc_mtime(raw: str) -> float:
+def parse_oc_mtime(raw: str) -> float:
     """X-OC-Mtime through the one timestamp rule (``service.timestamps``); 400 otherwise."""
     try:
         return parse_mtime(raw.strip(), "X-OC-Mtime")

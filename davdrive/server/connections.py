@@ -390,8 +390,17 @@ class GuardedConnectionManager(cheroot_connections.ConnectionManager):
 
     @property
     def _num_connections(self) -> int:
-        """Kept-alive connections (what ``keep_alive_conn_limit`` caps)."""
-        return len(self._selector) - 1 - len(self._fresh)
+        """Kept-alive connections (what ``keep_alive_conn_limit`` caps).
+
+        Asked by every response (keep-alive or close). cheroot counts under the selector's
+        lock, which its holders keep across ``epoll_ctl`` (a call that lets the GIL go): under
+        load, responses queued on that lock behind a thread waiting for the GIL (a py-spy
+        profile of 4 KiB GETs showed 15% of the GIL-held samples there). The length of the
+        selector's map is read atomically without it; a count one off for an instant only
+        moves the soft keep-alive limit by one.
+        """
+        mapping = self._selector._selector.get_map()
+        return (len(mapping) if mapping is not None else 1) - 1 - len(self._fresh)
 
 
 __all__ = ["ClientLimits", "GuardedConnectionManager", "client_key", "head_complete"]

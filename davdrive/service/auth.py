@@ -148,6 +148,11 @@ _CRED_GEN = select(User.cred_gen, User.shares_in).where(User.id == bindparam("ui
 _DEVICE_CRED_GEN = _CRED_GEN.join(
     Device, (Device.user_id == User.id) & (Device.id == bindparam("did"))
 )
+_TOKEN_LOGIN = (
+    select(Device.id, User.id, User.login, User.is_admin, User.shares_in)
+    .join(User, User.id == Device.user_id)
+    .where(Device.token_hash == bindparam("digest"), Device.kind != BROWSER)
+)
 
 
 class Accounts:
@@ -560,18 +565,14 @@ class Accounts:
         session's token is no bearer token (``service.sessions`` reads it, with its expiry)."""
         if not token:
             raise errors.NotAuthenticated("missing token")
-        with self.db.read() as s:
-            row = s.execute(
-                select(Device.id, User.id, User.login, User.is_admin)
-                .join(User, User.id == Device.user_id)
-                .where(Device.token_hash == _digest(token), Device.kind != BROWSER)
-            ).first()
+        with self.db.read_conn(snapshot=False) as conn:  # one statement: no ORM, no BEGIN
+            row = conn.execute(_TOKEN_LOGIN, {"digest": _digest(token)}).first()
         if row is None:
             raise errors.NotAuthenticated("unknown token")
         self._touch(row[0])
         if client:
             self._succeeded((row[2], client), self.clock())
-        return Principal(row[1], row[2], row[0], bool(row[3]))
+        return Principal(row[1], row[2], row[0], bool(row[3]), has_mounts=row[4] > 0)
 
     def _check_rate(self, key: tuple[str, str], now: float) -> None:
         with self._lock:
