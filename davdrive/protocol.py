@@ -3,8 +3,10 @@ may import nothing else of davdrive): the chunking parameters, published at
 ``GET /api/v1/capabilities``, the chunker itself and the block id.
 
 FastCDC (2020, gear hash) as implemented by ``pyfastcdc`` with min 256 KiB, average 1 MiB,
-max 4 MiB, normalized chunking level 1, seed 0; a block's id is the BLAKE3-256 hex digest of
-its plaintext.
+max 4 MiB, normalized chunking level 3, seed 0; a block's id is the BLAKE3-256 hex digest of
+its plaintext. Level 3 (not pyfastcdc's default 1) keeps most blocks near the average size: a
+small edit re-sends the block it lands in, and a random offset is likely to land in a big
+block when sizes spread widely (docs/SYNC.md, "Why normalized chunking 3").
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ MiB = 1024 * KiB
 MIN_SIZE = 256 * KiB
 AVG_SIZE = 1 * MiB
 MAX_SIZE = 4 * MiB
+NORMALIZED_CHUNKING = 3
 
 CHUNK_PARAMS: dict[str, object] = {
     "algorithm": "fastcdc-2020",
@@ -28,7 +31,7 @@ CHUNK_PARAMS: dict[str, object] = {
     "min_size": MIN_SIZE,
     "avg_size": AVG_SIZE,
     "max_size": MAX_SIZE,
-    "normalized_chunking": 1,
+    "normalized_chunking": NORMALIZED_CHUNKING,
     "seed": 0,
     "block_id": "blake3-256 hex of the plaintext block",
 }
@@ -52,7 +55,13 @@ _FastCDC = _fastcdc_class()
 
 def make_chunker() -> object:
     """A FastCDC instance with the published parameters."""
-    return _FastCDC(AVG_SIZE, min_size=MIN_SIZE, max_size=MAX_SIZE, normalized_chunking=1, seed=0)
+    return _FastCDC(
+        AVG_SIZE,
+        min_size=MIN_SIZE,
+        max_size=MAX_SIZE,
+        normalized_chunking=NORMALIZED_CHUNKING,
+        seed=0,
+    )
 
 
 def block_id(data: bytes | bytearray | memoryview) -> str:
@@ -152,6 +161,7 @@ __all__ = [
     "CHUNK_PARAMS",
     "MAX_SIZE",
     "MIN_SIZE",
+    "NORMALIZED_CHUNKING",
     "Block",
     "Chunker",
     "block_id",
