@@ -15,7 +15,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from davdrive_sync import engine as engine_mod
@@ -62,11 +62,33 @@ def make_remote(cfg: Config, secret: str) -> Remote:
     return Remote(cfg.url, cfg.user, password=secret)
 
 
-def open_engine(local: Path, *, force: bool = False, progress: bool = False) -> engine_mod.Engine:
+def open_engine(
+    local: Path,
+    *,
+    force: bool = False,
+    progress: bool = False,
+    confirm: Callable[[str], bool] | None = None,
+) -> engine_mod.Engine:
     cfg, secret = load_config(local)
     return engine_mod.Engine(
-        local, cfg, make_remote(cfg, secret), State(local), force=force, progress=progress
+        local,
+        cfg,
+        make_remote(cfg, secret),
+        State(local),
+        force=force,
+        progress=progress,
+        confirm=confirm,
     )
+
+
+def ask_on_terminal(question: str) -> bool:
+    """The delete guard's question on the terminal (``once`` run by a person): only an
+    explicit yes proceeds; end of input or anything else keeps the files."""
+    try:
+        answer = input(f"{question}. Delete them? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -128,7 +150,11 @@ def cmd_once(args: argparse.Namespace) -> int:
     local = Path(args.local_dir).resolve()
     progress = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = progress and not args.quiet
-    eng = open_engine(local, force=args.force, progress=progress)
+    # A person at a terminal is asked at the delete guard; a script or a service is not.
+    asks = sys.stdin.isatty() and sys.stderr.isatty() and not args.quiet
+    eng = open_engine(
+        local, force=args.force, progress=progress, confirm=ask_on_terminal if asks else None
+    )
     with stop_on_signals(eng.remote), folder_lock(local):
         try:
             stats = eng.sync()
@@ -203,7 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     o = sub.add_parser("once", help="one full sync pass")
     o.add_argument("local_dir", metavar="LOCAL_DIR", nargs="?", default=".")
-    o.add_argument("--force", action="store_true", help="proceed past the delete guard")
+    o.add_argument(
+        "--force",
+        action="store_true",
+        help="proceed past the delete guard (on a terminal, once asks instead of stopping)",
+    )
     o.add_argument("-q", "--quiet", action="store_true")
     o.add_argument(
         "--progress",

@@ -30,8 +30,16 @@ from pathlib import Path
 
 import pathspec
 
-from davdrive.protocol import MiB, block_id, file_blocks
-from davdrive_sync.remote import Conflict, CursorExpired, Node, NotFound, PreconditionFailed, Remote
+from davdrive.protocol import Block, MiB, block_id, file_blocks
+from davdrive_sync.remote import (
+    Conflict,
+    CursorExpired,
+    Node,
+    NotFound,
+    PreconditionFailed,
+    Remote,
+    RemoteError,
+)
 from davdrive_sync.state import META_DIR, Config, State, Synced, iter_rel_parents, meta_dir
 
 log = logging.getLogger("davdrive_sync")
@@ -143,7 +151,7 @@ class Ignore:
     def __init__(self, root: Path) -> None:
         self.path = root / IGNORE_FILE
         self._mtime: float | None = -1.0
-        self.spec = pathspec.PathSpec.from_lines("gitwildmatch", DEFAULT_IGNORES)
+        self.spec = pathspec.GitIgnoreSpec.from_lines(DEFAULT_IGNORES)
 
     def refresh(self) -> None:
         try:
@@ -156,7 +164,7 @@ class Ignore:
         lines = list(DEFAULT_IGNORES)
         if mtime is not None:
             lines += self.path.read_text(errors="replace").splitlines()
-        self.spec = pathspec.PathSpec.from_lines("gitwildmatch", lines)
+        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def __call__(self, rel: str, is_dir: bool) -> bool:
         return self.spec.match_file(rel + "/" if is_dir else rel)
@@ -198,12 +206,14 @@ class Engine:
         *,
         force: bool = False,
         progress: bool = False,
+        confirm: Callable[[str], bool] | None = None,
     ) -> None:
         self.local = local
         self.cfg = cfg
         self.remote = remote
         self.state = state
         self.force = force
+        self.confirm = confirm  # asks the user at the delete guard (``once`` on a terminal)
         self.progress = progress
         root = "/" + cfg.remote_path.strip("/")
         self.root = "/" if root == "/" else root
@@ -697,12 +707,15 @@ class Engine:
             return
         total = max(1, sum(1 for s in synced.values() if not s.is_dir))
         for n, where in ((len(local_deletes), "here"), (len(remote_deletes), "on the server")):
-            if guard_verdict(n, total, self.cfg):
-                raise GuardTripped(
-                    f"this pass would delete {n} of {total} synced files {where}; nothing was "
-                    "deleted. If that is what you want, run again with --force (otherwise "
-                    "restore the files, or check the server's trash)."
-                )
+            if not guard_verdict(n, total, self.cfg):
+                continue
+            question = f"this pass would delete {n} of {total} synced files {where}"
+            if self.confirm is not None and self.confirm(question):
+                continue
+            raise GuardTripped(
+                f"{question}; nothing was deleted. If that is what you want, run again with "
+                "--force (otherwise restore the files, or check the server's trash)."
+            )
 
     # -- actions ----------------------------------------------------------------------------------
     def _record_dir(self, node_id: str, rel: str) -> None:
@@ -847,32 +860,10 @@ class Engine:
         ) or size != after.st_size:
             raise _Stale(f"{rel} changed while reading it")
         log.info("upload: %s (%d bytes)", rel, size)
-        missing = self.remote.blocks_missing([b.id for b in blocks])
-        todo = {b.id: b for b in blocks if b.id in missing}
-        total = sum(b.size for b in todo.values())
-        bar = self._bar(total, f"up {rel}")
-
-        def put(b: object) -> int:
-            with open(p, "rb") as f:
-                data = os.pread(f.fileno(), b.size, b.offset)  # type: ignore[attr-defined]
-            if block_id(data) != b.id:  # type: ignore[attr-defined]
-                raise _Stale(f"{rel} changed while uploading it")
-            self.remote.put_block(b.id, data)  # type: ignore[attr-defined]
-            if bar is not None:
-                bar.update(len(data))
-            return len(data)
-
-        try:
-            with _workers() as pool:
-                self.stats.bytes_up += sum(pool.map(put, todo.values()))
-        finally:
-            if bar is not None:
-                bar.close()
+        self._put_blocks(rel, blocks, self.remote.blocks_missing([b.id for b in blocks]))
         self._ensure_remote_parents(rel)
         try:
-            node = self.remote.commit(
-                self.rpath(rel), [b.id for b in blocks], size, sha, before.st_mtime, base_rev
-            )
+            node = self._commit(rel, blocks, size, sha, before.st_mtime, base_rev)
         except Conflict as exc:
             meta = self.remote.metadata(self.rpath(rel))
             if meta and meta.get("content_hash") == sha and not meta.get("is_dir"):
@@ -906,6 +897,53 @@ class Engine:
             )
         )
         self.stats.uploaded += 1
+
+    def _commit(
+        self,
+        rel: str,
+        blocks: list[Block],
+        size: int,
+        sha: str,
+        mtime: float,
+        base_rev: str | None,
+    ) -> Node:
+        """``files/commit``; when a block checked as held went away before it (its staging
+        expired, or a purge collected it), send the blocks the server names and commit once
+        more instead of failing the pass."""
+        ids = [b.id for b in blocks]
+        try:
+            return self.remote.commit(self.rpath(rel), ids, size, sha, mtime, base_rev)
+        except RemoteError as exc:
+            gone = set(exc.details.get("missing") or ()) if exc.status == 400 else set()
+            if not gone or not gone <= set(ids):
+                raise
+        log.info("upload: %s: %d blocks went missing, sending them again", rel, len(gone))
+        self._put_blocks(rel, blocks, gone)
+        return self.remote.commit(self.rpath(rel), ids, size, sha, mtime, base_rev)
+
+    def _put_blocks(self, rel: str, blocks: list[Block], missing: set[str]) -> None:
+        """Upload the blocks of ``rel`` named in ``missing``, in parallel, each read again from
+        the file and checked against its id (``_Stale`` when the file changed meanwhile)."""
+        p = self.abs(rel)
+        todo = {b.id: b for b in blocks if b.id in missing}
+        bar = self._bar(sum(b.size for b in todo.values()), f"up {rel}")
+
+        def put(b: Block) -> int:
+            with open(p, "rb") as f:
+                data = os.pread(f.fileno(), b.size, b.offset)
+            if block_id(data) != b.id:
+                raise _Stale(f"{rel} changed while uploading it")
+            self.remote.put_block(b.id, data)
+            if bar is not None:
+                bar.update(len(data))
+            return len(data)
+
+        try:
+            with _workers() as pool:
+                self.stats.bytes_up += sum(pool.map(put, todo.values()))
+        finally:
+            if bar is not None:
+                bar.close()
 
     def _bar(self, total: int, desc: str) -> object | None:
         if not self.progress or total < PROGRESS_MIN:

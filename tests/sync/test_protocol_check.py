@@ -10,8 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from davdrive.protocol import CHUNK_PARAMS
+from davdrive.protocol import CHUNK_PARAMS, block_id
 from davdrive_sync.remote import Remote, RemoteError
+from tests.sync.conftest import app_password
 
 
 def serve_capabilities(caps: dict) -> Iterator[str]:
@@ -58,3 +59,29 @@ def test_the_same_protocol_passes_and_the_check_limit_is_taken(same_server):
     remote = Remote(same_server, "alice", password="pw", retries=0)
     remote.check_protocol()
     assert remote.check_batch == 7
+
+
+def test_block_checks_are_batched_by_the_limit_against_a_real_server(live_server):
+    """Batching above the server's limit, cheaply: with a batch of 3 the client asks a real
+    server in slices, and the answer is the same set as one call would give."""
+    remote = Remote(
+        live_server.url, "alice", password=app_password(live_server, "alice", "batch"), retries=0
+    )
+    remote.check_protocol()
+    blocks = [f"block {i}".encode() * 1000 for i in range(10)]
+    ids = [block_id(b) for b in blocks]
+    for b, i in zip(blocks[:4], ids[:4], strict=True):
+        remote.put_block(i, b)
+    calls: list[int] = []
+    real = remote._json
+
+    def counting(method: str, path: str, **kw: object) -> object:
+        if path == "/blocks/check":
+            calls.append(len(kw["json"]["hashes"]))  # type: ignore[index]
+        return real(method, path, **kw)
+
+    remote._json = counting  # type: ignore[method-assign]
+    assert remote.blocks_missing(ids + ids[:2], batch=3) == set(ids[4:])
+    assert calls == [3, 3, 3, 1]  # duplicates asked once
+    assert remote.blocks_missing(ids) == set(ids[4:])  # the published limit: one call
+    assert calls[4:] == [10]

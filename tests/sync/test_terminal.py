@@ -8,7 +8,7 @@ import select
 import sys
 import time
 
-from tests.sync.conftest import CLIENT, app_password
+from tests.sync.conftest import CLIENT, app_password, server_tree
 
 
 class Tty:
@@ -88,3 +88,26 @@ def test_init_asks_for_the_password_on_the_terminal_without_echo(live_server, tm
     assert pw not in shown and "will sync with" in shown
     cred = root / ".davdrive-sync" / "credential"
     assert cred.read_text() == pw and cred.stat().st_mode & 0o777 == 0o600
+
+
+def test_once_on_a_terminal_asks_at_the_delete_guard(devices, live_server):
+    """A person running ``once`` is asked; "n" keeps the files (exit 3), "y" deletes them."""
+    a = devices("A")
+    for i in range(12):
+        a.write(f"f{i:02}.txt", f"file {i}")
+    a.once()
+    for i in range(10):
+        a.path(f"f{i:02}.txt").unlink()
+    question = b"this pass would delete 10 of 12 synced files on the server. Delete them? [y/N]"
+    tty = Tty("once", str(a.root))
+    tty.read_until(question)
+    tty.type("n\n")
+    status, shown = tty.finish()
+    assert status == 3 and "nothing was deleted" in shown, shown
+    assert len(server_tree(live_server)) == 12
+    tty = Tty("once", str(a.root))
+    tty.read_until(question)
+    tty.type("y\n")
+    status, shown = tty.finish()
+    assert status == 0, shown
+    assert set(server_tree(live_server)) == {"f10.txt", "f11.txt"}
