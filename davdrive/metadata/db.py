@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from davdrive.errors import InsufficientStorage
+from davdrive.metadata.fast_reads import FastReads
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _IMMEDIATE = {"sqlite_begin": "IMMEDIATE"}  # a write transaction takes SQLite's lock first
@@ -56,6 +57,11 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
+        # One-statement reads of a file database skip SQLAlchemy's per-statement work.
+        self._fast: FastReads | None = None
+        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+            self._fast = FastReads(self.engine, self.url.database)
+            self._fast_open = contextmanager(self._fast.open)
         # One engine: the BEGIN mode travels as a connection's execution option, not as an
         # OptionEngine (whose joined event dispatch costs on every statement).
         self._read = sessionmaker(self.engine, expire_on_commit=False)
@@ -76,6 +82,10 @@ class Database:
         """A read on a plain connection (no ORM session): for the hot paths. ``snapshot``:
         several statements see one state. Without it (one statement, which SQLite runs
         atomically on its own), SQLite skips BEGIN and COMMIT."""
+        if not snapshot and self._fast is not None:
+            with self._fast_open() as fast:
+                yield fast  # type: ignore[misc]  # a Connection for what callers use
+            return
         with self.engine.connect() as conn:
             if not snapshot and self.is_sqlite:
                 conn.execution_options(sqlite_begin="NONE")
@@ -107,6 +117,8 @@ class Database:
         command.upgrade(cfg, "head")
 
     def dispose(self) -> None:
+        if self._fast is not None:
+            self._fast.dispose()
         self.engine.dispose()
 
 

@@ -58,6 +58,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from davdrive import errors
+from davdrive.metadata.fast_reads import prepared
 from davdrive.metadata.schema import Device, User
 from davdrive.service.drive import Drive
 from davdrive.service.types import Principal
@@ -144,9 +145,9 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-_CRED_GEN = select(User.cred_gen, User.shares_in).where(User.id == bindparam("uid"))
-_DEVICE_CRED_GEN = _CRED_GEN.join(
-    Device, (Device.user_id == User.id) & (Device.id == bindparam("did"))
+_CRED_GEN = prepared(select(User.cred_gen, User.shares_in).where(User.id == bindparam("uid")))
+_DEVICE_CRED_GEN = prepared(
+    _CRED_GEN.join(Device, (Device.user_id == User.id) & (Device.id == bindparam("did")))
 )
 _TOKEN_LOGIN = (
     select(Device.id, User.id, User.login, User.is_admin, User.shares_in)

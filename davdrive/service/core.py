@@ -31,6 +31,7 @@ from davdrive.errors import (
     QuotaExceeded,
 )
 from davdrive.metadata.db import Database
+from davdrive.metadata.fast_reads import prepared
 from davdrive.metadata.schema import (
     Block,
     Change,
@@ -66,8 +67,10 @@ _CHILD = select(Node).where(
 _LOCK_ACCOUNT = select(User).where(User.id == bindparam("uid")).with_for_update()
 
 LOST = "lost"  # block.tier of a block whose object fsck found missing or damaged
-_HAS_BLOCK = select(Block.object_key, Block.inline_data.is_not(None).label("inline")).where(
-    Block.user_id == bindparam("uid"), Block.hash == bindparam("hash"), Block.tier != LOST
+_HAS_BLOCK = prepared(
+    select(Block.object_key, Block.inline_data.is_not(None).label("inline")).where(
+        Block.user_id == bindparam("uid"), Block.hash == bindparam("hash"), Block.tier != LOST
+    )
 )
 
 _ROOT_ID = select(User.root_id).where(User.id == bindparam("uid"))

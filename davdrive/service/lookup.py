@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, case, select, update
 from sqlalchemy.engine import Connection, Row
 
+from davdrive.metadata.fast_reads import prepared
 from davdrive.metadata.schema import FileVersion, Node
 from davdrive.service.timestamps import shown_mtime
 from davdrive.service.types import NodeInfo
@@ -75,7 +76,7 @@ def chain_query(depth: int, with_child: bool) -> Select[Any]:
             child_v.c.created_at.label("c_version_created"),
             child_v.c.pinned.label("c_pinned"),
         ]
-    return select(*cols).select_from(joined).where(links[0].c.id == bindparam("root"))
+    return prepared(select(*cols).select_from(joined).where(links[0].c.id == bindparam("root")))
 
 
 def _ancestry() -> Any:

@@ -8,6 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Row
 
 from davdrive.errors import Conflict, NotFound
+from davdrive.metadata.fast_reads import prepared
 from davdrive.metadata.schema import Block, FileVersion, VersionBlock
 from davdrive.service.access import Perm
 from davdrive.service.archive import check_cold
@@ -16,7 +17,7 @@ from davdrive.service.lookup import MAX_CHAIN, find
 from davdrive.service.paths import join, split_path
 from davdrive.service.types import Principal
 
-_VERSION_MANIFEST = (
+_VERSION_MANIFEST = prepared(
     select(
         FileVersion.node_id,
         FileVersion.user_id,
