@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from davdrive.errors import InsufficientStorage
-from davdrive.metadata.fast_reads import FastReads
+from davdrive.metadata.fast_reads import FastReads, remember
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _IMMEDIATE = {"sqlite_begin": "IMMEDIATE"}  # a write transaction takes SQLite's lock first
@@ -99,7 +99,9 @@ class Database:
         try:
             with self._write_lock, self._write() as session, session.begin():
                 if self.is_sqlite:
-                    session.connection(execution_options=_IMMEDIATE)
+                    conn = session.connection(execution_options=_IMMEDIATE)
+                    if self._fast is not None:
+                        remember(session, self._fast.wrap(conn))
                 yield session
         except OperationalError as exc:
             if disk_full(exc):

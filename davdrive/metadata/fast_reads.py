@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 # id(statement) -> statement (kept alive, so the id stays its own for the process's life)
@@ -45,12 +46,33 @@ class _Compiled:
     """One prepared statement compiled for a dialect: SQL text, how to order and convert the
     parameters, how to build rows."""
 
-    __slots__ = ("binds", "defaults", "names", "procs", "row", "sql")
+    __slots__ = (
+        "binds",
+        "defaults",
+        "expanding",
+        "names",
+        "procs",
+        "returns",
+        "row",
+        "sql",
+        "sqls",
+    )
 
-    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
-        c: Any = stmt.compile(dialect=dialect)
-        if "POSTCOMPILE" in c.string or not c.positional:
+    def __init__(self, stmt: Executable, dialect: Dialect, keys: tuple[str, ...] | None) -> None:
+        c: Any = stmt.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+        if not c.positional:
             raise _Unfit(c.string)
+        # ``IN`` lists (expanding parameters) are rendered per list length; nothing else may
+        # be left for SQLAlchemy's post-compilation.
+        self.expanding = frozenset(n for n, bp in c.binds.items() if bp.expanding)
+        rest = c.string
+        for n in self.expanding:
+            rest = rest.replace(f"__[POSTCOMPILE_{n}]", "")
+        if "POSTCOMPILE" in rest:
+            raise _Unfit(c.string)
+        self.sqls: dict[tuple[int, ...], str] = {}
+        if getattr(c, "insert_prefetch", None) or getattr(c, "update_prefetch", None):
+            raise _Unfit("Python-side column defaults")  # SQLAlchemy computes those
         self.sql: str = c.string
         self.names: tuple[str, ...] = tuple(c.positiontup or ())
         self.defaults: dict[str, Any] = dict(c.params)
@@ -58,6 +80,7 @@ class _Compiled:
             k: v for k, v in (c._bind_processors or {}).items() if v is not None
         }
         keys = [col.keyname for col in c._result_columns]
+        self.returns = bool(keys)  # rows to read (a SELECT, or DML with RETURNING)
         if len(set(keys)) != len(keys):
             raise _Unfit(f"duplicate column names: {keys}")
         self.procs: list[tuple[int, Callable[[Any], Any]]] = []
@@ -70,7 +93,35 @@ class _Compiled:
     def args(self, params: dict[str, Any] | None) -> tuple[Any, ...]:
         values = self.defaults if not params else {**self.defaults, **params}
         binds = self.binds
-        return tuple(binds[n](values[n]) if n in binds else values[n] for n in self.names)
+        if not self.expanding:
+            return tuple(binds[n](values[n]) if n in binds else values[n] for n in self.names)
+        out: list[Any] = []
+        for n in self.names:
+            v = values[n]
+            proc = binds.get(n)
+            if n in self.expanding:
+                out.extend(v if proc is None else [proc(x) for x in v])
+            else:
+                out.append(v if proc is None else proc(v))
+        return tuple(out)
+
+    def statement(self, params: dict[str, Any] | None) -> str | None:
+        """The SQL for these parameters (the ``IN`` lists' lengths); None when a list is empty
+        (SQLAlchemy renders an empty set its own way)."""
+        if not self.expanding:
+            return self.sql
+        assert params is not None
+        lengths = tuple(len(params[n]) for n in sorted(self.expanding))
+        sql = self.sqls.get(lengths)
+        if sql is None:
+            if not all(lengths):
+                return None
+            sql = self.sql
+            for n, k in zip(sorted(self.expanding), lengths, strict=True):
+                sql = sql.replace(f"__[POSTCOMPILE_{n}]", ", ".join("?" * k))
+            if len(self.sqls) < 64:
+                self.sqls[lengths] = sql
+        return sql
 
     def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
         make = self.row._make
@@ -147,30 +198,53 @@ class FastConn:
     """What ``Database.read_conn(snapshot=False)`` yields on a file SQLite database: prepared
     statements on a plain connection, anything else on a SQLAlchemy connection."""
 
-    def __init__(self, reads: FastReads, raw: sqlite3.Connection, stack: ExitStack) -> None:
+    def __init__(
+        self,
+        reads: FastReads,
+        raw: Any,
+        stack: ExitStack | None,
+        conn: Connection | None = None,
+    ) -> None:
         self._reads = reads
         self._raw = raw
         self._stack = stack
-        self._conn: Connection | None = None
+        self._conn = conn  # given: a transaction's own connection (``raw`` is its DBAPI one)
 
-    def execute(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
-        compiled = self._reads.compiled(stmt)
+    def execute(self, stmt: Any, params: Any = None) -> Any:
+        many = isinstance(params, list)
+        if many and not params:
+            return self.connection().execute(stmt, params)
+        compiled = self._reads.compiled(stmt, params[0] if many else params)
         if compiled is None:
             return self.connection().execute(stmt, params)
-        cur = self._raw.execute(compiled.sql, compiled.args(params))
+        sql = compiled.statement(params[0] if many else params)
+        if sql is None or (many and (compiled.expanding or compiled.returns)):
+            return self.connection().execute(stmt, params)
         try:
-            return FastResult(compiled.rows(cur.fetchall()))
-        finally:
-            cur.close()
+            if many:
+                self._raw.executemany(sql, [compiled.args(p) for p in params])
+                return FastResult([])
+            cur = self._raw.execute(sql, compiled.args(params))
+            try:
+                return FastResult(compiled.rows(cur.fetchall()))
+            finally:
+                cur.close()
+        except sqlite3.Error as exc:
+            # As SQLAlchemy would raise it (IntegrityError, OperationalError: "disk full"...)
+            raise DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
 
     def connection(self) -> Connection:
         """The SQLAlchemy connection for everything that is not prepared (opened once)."""
         if self._conn is None:
-            conn = self._stack.enter_context(self._reads.engine.connect())
-            conn.execution_options(sqlite_begin="NONE")
-            self._stack.enter_context(conn.begin())
-            self._conn = conn
+            self._conn = self._open()
         return self._conn
+
+    def _open(self) -> Connection:
+        assert self._stack is not None
+        conn = self._stack.enter_context(self._reads.engine.connect())
+        conn.execution_options(sqlite_begin="NONE")
+        self._stack.enter_context(conn.begin())
+        return conn
 
     def __getattr__(self, name: str) -> Any:  # e.g. ``scalar``, ``dialect``: SQLAlchemy's
         return getattr(self.connection(), name)
@@ -184,22 +258,31 @@ class FastReads:
         self.engine = engine
         self.path = path
         self._free: list[sqlite3.Connection] = []
-        self._compiled: dict[int, _Compiled | None] = {}
+        self._compiled: dict[tuple[int, tuple[str, ...] | None], _Compiled | None] = {}
 
-    def compiled(self, stmt: Any) -> _Compiled | None:
-        key = id(stmt)
+    def compiled(self, stmt: Any, params: dict[str, Any] | None) -> _Compiled | None:
+        """``stmt`` compiled (None: SQLAlchemy runs it). An INSERT or UPDATE compiles for the
+        columns it is given, as SQLAlchemy does."""
+        if _PREPARED.get(id(stmt)) is not stmt:
+            return None
+        dml = getattr(stmt, "is_dml", False)
+        keys = tuple(params) if dml and params else None
+        key = (id(stmt), keys)
         try:
             return self._compiled[key]
         except KeyError:
             pass
-        found = None
-        if _PREPARED.get(key) is stmt:
-            try:
-                found = _Compiled(stmt, self.engine.dialect)
-            except _Unfit:
-                found = None
+        try:
+            found: _Compiled | None = _Compiled(stmt, self.engine.dialect, keys)
+        except _Unfit:
+            found = None
         self._compiled[key] = found
         return found
+
+    def wrap(self, conn: Connection) -> FastConn:
+        """``conn`` (in a transaction), with prepared statements run on its own DBAPI
+        connection: the same transaction, without SQLAlchemy's per-statement work."""
+        return FastConn(self, conn.connection.dbapi_connection, None, conn)
 
     def _connect(self) -> sqlite3.Connection:
         raw = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -225,4 +308,18 @@ class FastReads:
             self._free.pop().close()
 
 
-__all__ = ["FastConn", "FastReads", "FastResult", "prepared"]
+_FAST_KEY = "davdrive.fast_conn"
+
+
+def remember(s: Any, conn: FastConn) -> None:
+    """Keep ``conn`` (``FastReads.wrap`` of ``s``'s connection) for ``connection_of``."""
+    s.info[_FAST_KEY] = conn
+
+
+def connection_of(s: Any) -> Connection:
+    """The connection of write session ``s`` for Core statements: prepared ones run on its
+    DBAPI connection directly (file SQLite), in the same transaction."""
+    return s.info.get(_FAST_KEY) or s.connection()
+
+
+__all__ = ["FastConn", "FastReads", "FastResult", "connection_of", "prepared", "remember"]

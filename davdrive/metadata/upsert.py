@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import case, func
 
+from davdrive.metadata.fast_reads import prepared
 from davdrive.metadata.schema import Block
 
 
@@ -24,14 +25,16 @@ def upsert_inline(dialect: str) -> Any:
     the row, but give it these bytes (and make it whole again) when it holds none, and touch
     ``last_access`` as every commit that adopts a row does (garbage collection's cutoff)."""
     stmt = _insert(dialect)(Block)
-    return stmt.on_conflict_do_update(
-        index_elements=["user_id", "hash"],
-        set_={
-            "inline_data": func.coalesce(Block.inline_data, stmt.excluded.inline_data),
-            "tier": case((Block.inline_data.is_(None), "hot"), else_=Block.tier),
-            "last_access": stmt.excluded.last_access,
-        },
-    ).returning(Block.id)
+    return prepared(
+        stmt.on_conflict_do_update(
+            index_elements=["user_id", "hash"],
+            set_={
+                "inline_data": func.coalesce(Block.inline_data, stmt.excluded.inline_data),
+                "tier": case((Block.inline_data.is_(None), "hot"), else_=Block.tier),
+                "last_access": stmt.excluded.last_access,
+            },
+        ).returning(Block.id)
+    )
 
 
 @lru_cache(maxsize=4)

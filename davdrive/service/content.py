@@ -26,6 +26,7 @@ from davdrive.errors import (
     PreconditionFailed,
     QuotaExceeded,
 )
+from davdrive.metadata.fast_reads import connection_of, prepared
 from davdrive.metadata.schema import (
     Block,
     DavLock,
@@ -67,22 +68,22 @@ PRECHECK_MIN = 64 << 10
 # transaction, so garbage collection's conditional delete (``service.gc``) never takes a row a
 # commit is adopting (on PostgreSQL the touched row stays locked until the commit ends, and the
 # sweep skips locked rows).
-_BLOCK_IDS = (
+_BLOCK_IDS = prepared(
     update(Block)
     .where(Block.user_id == bindparam("uid"), Block.hash.in_(bindparam("hashes", expanding=True)))
     .values(last_access=bindparam("now"))
     .returning(Block.hash, Block.id)
 )
 
-_DROP_VERSION = delete(FileVersion).where(FileVersion.id == bindparam("vid"))
+_DROP_VERSION = prepared(delete(FileVersion).where(FileVersion.id == bindparam("vid")))
 
-_INSERT_NODE = insert(Node).returning(Node.id)
+_INSERT_NODE = prepared(insert(Node).returning(Node.id))
 
-_INSERT_VERSION = insert(FileVersion).returning(FileVersion.id)
+_INSERT_VERSION = prepared(insert(FileVersion).returning(FileVersion.id))
 
-_INSERT_VERSION_BLOCK = insert(VersionBlock)
+_INSERT_VERSION_BLOCK = prepared(insert(VersionBlock))
 
-_SET_CURRENT = (
+_SET_CURRENT = prepared(
     update(Node)
     .where(Node.id == bindparam("nid"))
     .values(current_version_id=bindparam("vid"), status="ok", mtime=bindparam("mtime"))
@@ -90,9 +91,11 @@ _SET_CURRENT = (
 
 UNKNOWN: Any = object()  # "not looked up yet"
 
-_ACCOUNT = select(
-    User.login, User.quota_bytes, User.used_bytes, User.change_seq, User.shares_out
-).where(User.id == bindparam("uid"))
+_ACCOUNT = prepared(
+    select(User.login, User.quota_bytes, User.used_bytes, User.change_seq, User.shares_out).where(
+        User.id == bindparam("uid")
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def _prologue(depth: int) -> Select[Any]:
         .correlate(User)
         .scalar_subquery()
     )
-    return (
+    return prepared(
         select(
             User.login,
             User.quota_bytes,
@@ -146,7 +149,7 @@ def _prologue(depth: int) -> Select[Any]:
 # PostgreSQL: lock the account row before the prologue reads, so that the prologue's snapshot
 # (READ COMMITTED: taken when the statement starts) sees what the previous writer committed.
 # A row lock taken by the prologue itself would recheck only the row, not the tree it read.
-_LOCK_ACCOUNT_ROW = select(User.id).where(User.id == bindparam("uid")).with_for_update()
+_LOCK_ACCOUNT_ROW = prepared(select(User.id).where(User.id == bindparam("uid")).with_for_update())
 
 
 class Upload:
@@ -374,7 +377,7 @@ class Content:
         parent_parts, name = parent_and_name(path)
         now = time.time()
         with self.core.mutation() as s:
-            conn = s.connection()
+            conn = connection_of(s)
             target = self._read_target(s, owner, parent_parts, name, now, lock=True)
             acct = AccountWrite(s, owner, target.account)
             row, vacated = target.row, target.vacated
@@ -486,7 +489,7 @@ class Content:
         """The account row, the folder and its member ``name`` for a write, in one statement
         (``_prologue``) where the path allows. ``lock``: lock the account row first (a
         commit; on SQLite the write transaction is exclusive already)."""
-        conn = s.connection()
+        conn = connection_of(s)
         path = join([*parent_parts, name])
         if lock and conn.dialect.name != "sqlite":
             conn.execute(_LOCK_ACCOUNT_ROW, {"uid": owner})

@@ -31,7 +31,7 @@ from davdrive.errors import (
     QuotaExceeded,
 )
 from davdrive.metadata.db import Database
-from davdrive.metadata.fast_reads import prepared
+from davdrive.metadata.fast_reads import connection_of, prepared
 from davdrive.metadata.schema import (
     Block,
     Change,
@@ -75,19 +75,19 @@ _HAS_BLOCK = prepared(
 
 _ROOT_ID = select(User.root_id).where(User.id == bindparam("uid"))
 
-_ACCOUNT_ROW = (
+_ACCOUNT_ROW = prepared(
     select(User.login, User.quota_bytes, User.used_bytes, User.change_seq, User.shares_out)
     .where(User.id == bindparam("uid"))
     .with_for_update()
 )
 
-_SAVE_ACCOUNT = (
+_SAVE_ACCOUNT = prepared(
     update(User)
     .where(User.id == bindparam("uid"))
     .values(used_bytes=bindparam("used"), change_seq=bindparam("seq"))
 )
 
-_INSERT_CHANGE = insert(Change)
+_INSERT_CHANGE = prepared(insert(Change))
 
 MEMBER_COLUMNS = (
     Node.id,
@@ -165,7 +165,7 @@ class AccountWrite:
         """Lock and read the row, or take ``row`` (``login``, ``quota_bytes``, ``used_bytes``,
         ``change_seq``) that the caller's own statement read and locked."""
         self.session = s
-        self.conn = s.connection()
+        self.conn = connection_of(s)
         if row is None:
             row = self.conn.execute(_ACCOUNT_ROW, {"uid": user_id}).first()
         if row is None or row.login is None:

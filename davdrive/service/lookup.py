@@ -89,7 +89,7 @@ def _ancestry() -> Any:
 # A folder's ETag follows its mtime (``node_etag``); a change below a folder touches it and every
 # folder above it (Nextcloud's ETag and mtime propagation: a sync client re-lists only the
 # folders whose ETag changed, from the root down). One statement for the whole chain.
-TOUCH_UP = (
+TOUCH_UP = prepared(
     update(_NODE)
     .where(_NODE.c.id.in_(_ancestry()))
     .values(

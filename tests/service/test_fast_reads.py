@@ -5,10 +5,11 @@ SQLAlchemy's do, other statements must still work, and connections must be reuse
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
 
 from davdrive.metadata.db import Database
-from davdrive.metadata.fast_reads import FastConn, prepared
+from davdrive.metadata.fast_reads import FastConn, connection_of, prepared
 from davdrive.metadata.schema import Node, User
 from davdrive.service import lookup
 
@@ -97,3 +98,29 @@ def test_postgresql_keeps_sqlalchemy(pg_url):
     db = Database(pg_url)
     assert db._fast is None
     db.dispose()
+
+
+_SET_QUOTA = prepared(
+    update(User).where(User.id == bindparam("uid")).values(quota_bytes=bindparam("q"))
+)
+_QUOTA = prepared(select(User.quota_bytes).where(User.id == bindparam("uid")))
+
+
+def test_write_statements_share_the_transaction_and_errors_read_as_sqlalchemy(drive, alice):
+    """In a write transaction prepared statements run on its own DBAPI connection: they
+    commit and roll back with it, and a constraint error is SQLAlchemy's IntegrityError."""
+    db = drive.db
+    uid = alice.user_id
+    with pytest.raises(RuntimeError), db.write() as s:
+        conn = connection_of(s)
+        conn.execute(_SET_QUOTA, {"uid": uid, "q": 123})
+        assert conn.execute(_QUOTA, {"uid": uid}).scalar() == 123  # seen inside
+        raise RuntimeError("roll back")
+    with db.read_conn(snapshot=False) as conn:
+        assert conn.execute(_QUOTA, {"uid": uid}).scalar() != 123
+    with db.write() as s:
+        connection_of(s).execute(_SET_QUOTA, {"uid": uid, "q": 456})
+    with db.read_conn(snapshot=False) as conn:
+        assert conn.execute(_QUOTA, {"uid": uid}).scalar() == 456
+    with pytest.raises(IntegrityError), db.write() as s:
+        connection_of(s).execute(_SET_QUOTA, {"uid": uid, "q": None})  # NOT NULL
