@@ -19,8 +19,9 @@
   of a TCP reset.
 - TLS through ``BuiltinSSLAdapter`` when ``tls_cert`` and ``tls_key`` are set (the handshake runs
   in cheroot's selector thread; on the internet, terminate TLS at a reverse proxy).
-- Upkeep (stale uploads, expired locks, journal retention) runs on an APScheduler thread
-  (``davdrive.jobs.maintenance``) every ``upkeep_interval`` seconds.
+- The scheduled jobs (upkeep: stale uploads, expired locks, journal retention; gc, prune, scrub,
+  replicate, archive) run on an APScheduler thread at the periods of the ``jobs`` setting
+  (upkeep's default: ``upkeep_interval``), each under a database lease (``davdrive.jobs``).
 - SIGTERM/SIGINT stop gracefully: long-polls are released, workers finish, exit status 0.
 - Every request passes the access-log middleware (``davdrive.server.access_log``); cheroot's own
   error messages go to the ``davdrive.server.http`` logger instead of bare stderr writes.
