@@ -40,22 +40,13 @@ from wsgidav.error_printer import ErrorPrinter
 from wsgidav.wsgidav_app import WsgiDAVApp
 
 from providers.auth import PRINCIPAL_KEY, DriveDomainController, lane_principal
-from providers.fast_put import is_plain_put, plain_put
+from providers.fast_put import CONDITIONAL, is_plain_put, plain_put
 from providers.provider import DriveProvider, parse_oc_mtime
 from providers.resources import MTIME_KEY
 
 _TAKEN = "davdrive.fast_lane"  # environ: what the lane prepared for the printer's app
 # Headers that make a GET conditional, partial or otherwise unusual: WsgiDAV answers those.
-_NOT_PLAIN_GET = (
-    "HTTP_IF",
-    "HTTP_IF_MATCH",
-    "HTTP_IF_NONE_MATCH",
-    "HTTP_IF_MODIFIED_SINCE",
-    "HTTP_IF_UNMODIFIED_SINCE",
-    "HTTP_IF_RANGE",
-    "HTTP_RANGE",
-    "HTTP_TRANSFER_ENCODING",
-)
+_NOT_PLAIN_GET = (*CONDITIONAL, "HTTP_RANGE", "HTTP_TRANSFER_ENCODING")
 
 
 class FastLane:

@@ -30,17 +30,17 @@ from providers.resources import (
 
 READ = 1 << 20  # body pieces handed to the block pipeline
 
-# Headers that make a PUT conditional or special: WsgiDAV handles those requests.
-_NOT_PLAIN = (
+# Headers that make a request conditional (the fast lane's GET uses them too).
+CONDITIONAL = (
     "HTTP_IF",
     "HTTP_IF_MATCH",
     "HTTP_IF_NONE_MATCH",
     "HTTP_IF_MODIFIED_SINCE",
     "HTTP_IF_UNMODIFIED_SINCE",
     "HTTP_IF_RANGE",
-    "HTTP_CONTENT_RANGE",
-    "HTTP_CONTENT_ENCODING",
 )
+# Headers that make a PUT conditional or special: WsgiDAV handles those requests.
+_NOT_PLAIN = (*CONDITIONAL, "HTTP_CONTENT_RANGE", "HTTP_CONTENT_ENCODING")
 
 
 def is_plain_put(environ: dict[str, Any]) -> bool:

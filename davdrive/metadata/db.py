@@ -60,7 +60,9 @@ class Database:
         # One-statement reads of a file database skip SQLAlchemy's per-statement work.
         self._fast: FastReads | None = None
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
-            self._fast = FastReads(self.engine, self.url.database)
+            self._fast = FastReads(
+                self.engine, self.url.database, lambda: self._plain_read(snapshot=False)
+            )
             self._fast_open = contextmanager(self._fast.open)
         # One engine: the BEGIN mode travels as a connection's execution option, not as an
         # OptionEngine (whose joined event dispatch costs on every statement).
@@ -86,6 +88,12 @@ class Database:
             with self._fast_open() as fast:
                 yield fast  # type: ignore[misc]  # a Connection for what callers use
             return
+        with self._plain_read(snapshot=snapshot) as conn:
+            yield conn
+
+    @contextmanager
+    def _plain_read(self, *, snapshot: bool) -> Iterator[Connection]:
+        """``read_conn`` through SQLAlchemy (also the fast path's way for other statements)."""
         with self.engine.connect() as conn:
             if not snapshot and self.is_sqlite:
                 conn.execution_options(sqlite_begin="NONE")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -64,7 +64,7 @@ class _Compiled:
             raise _Unfit(c.string)
         # ``IN`` lists (expanding parameters) are rendered per list length; nothing else may
         # be left for SQLAlchemy's post-compilation.
-        self.expanding = frozenset(n for n, bp in c.binds.items() if bp.expanding)
+        self.expanding = tuple(sorted(n for n, bp in c.binds.items() if bp.expanding))
         rest = c.string
         for n in self.expanding:
             rest = rest.replace(f"__[POSTCOMPILE_{n}]", "")
@@ -111,13 +111,13 @@ class _Compiled:
         if not self.expanding:
             return self.sql
         assert params is not None
-        lengths = tuple(len(params[n]) for n in sorted(self.expanding))
+        lengths = tuple(len(params[n]) for n in self.expanding)
         sql = self.sqls.get(lengths)
         if sql is None:
             if not all(lengths):
                 return None
             sql = self.sql
-            for n, k in zip(sorted(self.expanding), lengths, strict=True):
+            for n, k in zip(self.expanding, lengths, strict=True):
                 sql = sql.replace(f"__[POSTCOMPILE_{n}]", ", ".join("?" * k))
             if len(self.sqls) < 64:
                 self.sqls[lengths] = sql
@@ -241,10 +241,7 @@ class FastConn:
 
     def _open(self) -> Connection:
         assert self._stack is not None
-        conn = self._stack.enter_context(self._reads.engine.connect())
-        conn.execution_options(sqlite_begin="NONE")
-        self._stack.enter_context(conn.begin())
-        return conn
+        return self._stack.enter_context(self._reads.fallback())
 
     def __getattr__(self, name: str) -> Any:  # e.g. ``scalar``, ``dialect``: SQLAlchemy's
         return getattr(self.connection(), name)
@@ -254,9 +251,15 @@ class FastReads:
     """Plain ``sqlite3`` connections to one database file, reused from a free list (a list's
     append and pop are atomic: no lock), and the compiled prepared statements."""
 
-    def __init__(self, engine: Engine, path: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        path: str,
+        fallback: Callable[[], AbstractContextManager[Connection]],
+    ) -> None:
         self.engine = engine
         self.path = path
+        self.fallback = fallback  # a one-statement SQLAlchemy read, for what is not prepared
         self._free: list[sqlite3.Connection] = []
         self._compiled: dict[tuple[int, tuple[str, ...] | None], _Compiled | None] = {}
 
